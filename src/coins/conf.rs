@@ -1,0 +1,165 @@
+//! One entry of the KDF `coins` file, checked field by field at start-up.
+
+use serde_json::Value;
+
+/// How a coin shows its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressFormat {
+    /// Base58check P2PKH.
+    Standard,
+    /// Bech32 P2WPKH.
+    Segwit,
+}
+
+/// What kdfd needs of a coin entry.
+#[derive(Debug, Clone)]
+pub struct CoinConf {
+    /// Ticker, matched exactly.
+    pub ticker: String,
+    /// `protocol.type`; only `UTXO` can be activated.
+    pub protocol: String,
+    /// `taddr` byte (when non-zero) followed by `pubtype`.
+    pub p2pkh_prefix: Vec<u8>,
+    /// Decimal places of the coin's unit.
+    pub decimals: u32,
+    /// `segwit: true`.
+    pub segwit: bool,
+    /// Bech32 human-readable part.
+    pub bech32_hrp: Option<String>,
+    /// Address format the coin entry asks for.
+    pub address_format: AddressFormat,
+    /// `mm2` is present (any value), so the coin may be activated without `mm2` in the request.
+    pub mm2: bool,
+    /// Default for the response and the request's override.
+    pub required_confirmations: u64,
+    /// Default for the response and the request's override.
+    pub requires_notarization: bool,
+    /// Confirmations before a coinbase output may be spent.
+    pub mature_confirmations: u64,
+}
+
+/// Reads an optional integer field in `0..=max`.
+fn int(entry: &Value, key: &str, default: u64, max: u64) -> Result<u64, String> {
+    match entry.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| format!("field '{key}' must be an integer from 0 to {max}, got {v}")),
+    }
+}
+
+fn boolean(entry: &Value, key: &str, default: bool) -> Result<bool, String> {
+    match entry.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        // KDF's files use 0/1 for some flags.
+        Some(Value::Number(n)) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => Ok(n.as_u64() == Some(1)),
+        Some(v) => Err(format!("field '{key}' must be a bool, got {v}")),
+    }
+}
+
+/// Parses `address_format` (`{"format": "standard" | "segwit"}`); `None` when absent.
+pub fn parse_address_format(v: Option<&Value>) -> Result<Option<AddressFormat>, String> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    match v.get("format").and_then(Value::as_str) {
+        Some("standard") => Ok(Some(AddressFormat::Standard)),
+        Some("segwit") => Ok(Some(AddressFormat::Segwit)),
+        Some("cashaddress") => Err("address format 'cashaddress' is not supported by kdfd".into()),
+        _ => Err(format!(
+            "address_format must be {{\"format\":\"standard\"|\"segwit\"}}, got {v}"
+        )),
+    }
+}
+
+impl CoinConf {
+    /// Checks one entry; the error names the field.
+    pub fn from_json(entry: &Value) -> Result<CoinConf, String> {
+        if !entry.is_object() {
+            return Err("entry is not a JSON object".into());
+        }
+        let ticker = match entry.get("coin") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err("field 'coin' must be a non-empty string".into()),
+        };
+        let protocol = match entry.get("protocol") {
+            Some(p) => p
+                .get("type")
+                .and_then(Value::as_str)
+                .ok_or("field 'protocol' must be an object with a string 'type'")?
+                .to_string(),
+            None => return Err("\"protocol\" field is missing in coins file".into()),
+        };
+        let is_btc = ticker == "BTC";
+        let pubtype = int(entry, "pubtype", if is_btc { 0 } else { 60 }, 255)? as u8;
+        // Validated for its type only: kdfd builds no P2SH addresses or WIFs yet.
+        int(entry, "p2shtype", 0, 255)?;
+        int(entry, "wiftype", 0, 255)?;
+        let taddr = int(entry, "taddr", 0, 255)? as u8;
+        let p2pkh_prefix = if taddr != 0 { vec![taddr, pubtype] } else { vec![pubtype] };
+        let decimals = int(entry, "decimals", 8, 18)? as u32;
+        let segwit = boolean(entry, "segwit", false)?;
+        let bech32_hrp = match entry.get("bech32_hrp") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => {
+                crate::crypto::segwit_address(s, &[0; 20]).map_err(|e| format!("field 'bech32_hrp': {e}"))?;
+                Some(s.clone())
+            }
+            Some(v) => return Err(format!("field 'bech32_hrp' must be a string, got {v}")),
+        };
+        let address_format = parse_address_format(entry.get("address_format"))
+            .map_err(|e| format!("field 'address_format': {e}"))?
+            .unwrap_or(AddressFormat::Standard);
+        if address_format == AddressFormat::Segwit && (!segwit || bech32_hrp.is_none()) {
+            return Err("field 'address_format' is segwit but 'segwit' or 'bech32_hrp' is missing".into());
+        }
+        Ok(CoinConf {
+            ticker,
+            protocol,
+            p2pkh_prefix,
+            decimals,
+            segwit,
+            bech32_hrp,
+            address_format,
+            mm2: entry.get("mm2").is_some_and(|v| !v.is_null()),
+            required_confirmations: int(entry, "required_confirmations", 1, u32::MAX as u64)?,
+            requires_notarization: boolean(entry, "requires_notarization", false)?,
+            mature_confirmations: int(entry, "mature_confirmations", 100, u32::MAX as u64)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_follow_kdf() {
+        let c = CoinConf::from_json(&json!({"coin": "RICK", "protocol": {"type": "UTXO"}})).unwrap();
+        assert_eq!(c.p2pkh_prefix, vec![60]);
+        assert_eq!((c.decimals, c.required_confirmations, c.mature_confirmations), (8, 1, 100));
+        assert!(!c.mm2);
+        let c = CoinConf::from_json(&json!({"coin": "BTC", "protocol": {"type": "UTXO"}, "mm2": 1})).unwrap();
+        assert_eq!(c.p2pkh_prefix, vec![0]);
+        assert!(c.mm2);
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let cases = [
+            (json!({"protocol": {"type": "UTXO"}}), "'coin'"),
+            (json!({"coin": "X"}), "\"protocol\" field is missing"),
+            (json!({"coin": "X", "protocol": {"type": "UTXO"}, "pubtype": 300}), "'pubtype'"),
+            (json!({"coin": "X", "protocol": {"type": "UTXO"}, "decimals": "8"}), "'decimals'"),
+            (json!({"coin": "X", "protocol": {"type": "UTXO"}, "address_format": {"format": "segwit"}}), "'address_format'"),
+            (json!({"coin": "X", "protocol": {"type": "UTXO"}, "bech32_hrp": 5}), "'bech32_hrp'"),
+        ];
+        for (entry, needle) in cases {
+            let err = CoinConf::from_json(&entry).unwrap_err();
+            assert!(err.contains(needle), "{entry}: {err}");
+        }
+    }
+}

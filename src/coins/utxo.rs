@@ -1,0 +1,76 @@
+//! An activated UTXO coin: its address and scripthashes for the wallet key, and the Electrum pool
+//! its balances come from.
+
+use super::{format_amount, AddressFormat, CoinConf};
+use crate::crypto::{self, KeyPair};
+use crate::electrum::{ElectrumError, PoolHandle};
+use std::sync::Arc;
+
+/// A coin ready to answer balance requests.
+pub struct UtxoCoin {
+    /// The coin's registry entry.
+    pub conf: Arc<CoinConf>,
+    /// The wallet address shown to the user.
+    pub address: String,
+    /// Scripthashes whose balances add up to the wallet balance (P2PKH and P2PK, or P2WPKH).
+    pub scripthashes: Vec<String>,
+    /// Effective confirmations (request overrides the coin entry).
+    pub required_confirmations: u64,
+    /// Effective notarization flag.
+    pub requires_notarization: bool,
+    /// Activation order, for listings.
+    pub seq: u64,
+    /// The coin's Electrum servers.
+    pub pool: PoolHandle,
+}
+
+/// Address and scripthashes of `key` for a coin in a format.
+pub fn wallet_scripts(
+    conf: &CoinConf,
+    key: &KeyPair,
+    format: AddressFormat,
+) -> Result<(String, Vec<String>), String> {
+    let h160 = key.hash160();
+    match format {
+        AddressFormat::Standard => Ok((
+            crypto::p2pkh_address(&conf.p2pkh_prefix, &h160),
+            vec![
+                crypto::scripthash(&crypto::p2pkh_script(&h160)),
+                crypto::scripthash(&crypto::p2pk_script(&key.public_key())),
+            ],
+        )),
+        AddressFormat::Segwit => {
+            let hrp = match (&conf.bech32_hrp, conf.segwit) {
+                (Some(hrp), true) => hrp,
+                _ => {
+                    return Err("Cannot use Segwit address format for coin without segwit support or bech32_hrp in config".into())
+                }
+            };
+            Ok((
+                crypto::segwit_address(hrp, &h160)?,
+                vec![crypto::scripthash(&crypto::p2wpkh_script(&h160))],
+            ))
+        }
+    }
+}
+
+impl UtxoCoin {
+    /// The wallet balance in the coin's smallest unit: Σ (confirmed + unconfirmed).
+    pub async fn balance_sats(&self) -> Result<i128, ElectrumError> {
+        let balances = self.pool.balances(&self.scripthashes).await?;
+        Ok(balances
+            .iter()
+            .map(|b| b.confirmed as i128 + b.unconfirmed as i128)
+            .sum())
+    }
+
+    /// The balance as KDF prints it.
+    pub async fn balance(&self) -> Result<String, ElectrumError> {
+        Ok(format_amount(self.balance_sats().await?, self.conf.decimals))
+    }
+
+    /// The coin's ticker.
+    pub fn ticker(&self) -> &str {
+        &self.conf.ticker
+    }
+}

@@ -1,0 +1,281 @@
+//! One connection to one Electrum server: newline-delimited JSON-RPC over TCP or TLS, driven by a
+//! reader task and a writer task. Requests that are queued in the same instant leave as one
+//! JSON-RPC array, which is what lets a 100-item batch cost one round trip.
+
+use super::{ElectrumError, ServerSpec};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tokio_rustls::rustls;
+
+/// Largest line accepted from a server; a longer one means a broken or hostile server.
+const MAX_LINE: u64 = 32 * 1024 * 1024;
+/// Most requests sent in one JSON-RPC array.
+const MAX_ARRAY: usize = 500;
+
+type Reply = Result<Value, ElectrumError>;
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
+
+/// A server-initiated message (a subscription notification).
+#[derive(Debug, Clone)]
+pub struct Notification {
+    /// e.g. `blockchain.scripthash.subscribe`.
+    pub method: String,
+    /// The notification's params array.
+    pub params: Value,
+}
+
+/// A live connection; cheap to share, closed when the last handle drops.
+pub struct Connection {
+    label: String,
+    timeout: Duration,
+    outgoing: mpsc::UnboundedSender<Value>,
+    pending: Pending,
+    next_id: AtomicU64,
+    closed: Arc<AtomicBool>,
+    notifications: broadcast::Sender<Notification>,
+    tasks: Vec<AbortHandle>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Connection {
+    /// Opens the socket (and TLS), then sends `server.version` before anything else.
+    pub async fn open(spec: &ServerSpec, client_name: &str) -> Result<Arc<Connection>, ElectrumError> {
+        let fut = async {
+            let conn = Self::open_transport(spec).await?;
+            let version = conn
+                .call("server.version", json!([client_name, ["1.2", "1.4"]]))
+                .await;
+            match version {
+                Ok(Value::Array(v)) if v.len() == 2 => Ok(conn),
+                Ok(other) => Err(ElectrumError::BadResponse(
+                    spec.url.clone(),
+                    format!("server.version answered {other}"),
+                )),
+                Err(ElectrumError::Rpc(_, msg)) => {
+                    Err(ElectrumError::Version(spec.url.clone(), msg))
+                }
+                Err(e) => Err(e),
+            }
+        };
+        tokio::time::timeout(spec.timeout, fut)
+            .await
+            .map_err(|_| ElectrumError::Timeout(spec.url.clone(), spec.timeout))?
+    }
+
+    async fn open_transport(spec: &ServerSpec) -> Result<Arc<Connection>, ElectrumError> {
+        let connect_err = |e: String| ElectrumError::Connect(spec.url.clone(), e);
+        let tcp = TcpStream::connect((spec.host.as_str(), spec.port))
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+        // Requests are small and latency-bound.
+        let _ = tcp.set_nodelay(true);
+        if !spec.tls {
+            return Ok(Self::start(spec, tcp));
+        }
+        let name = rustls::pki_types::ServerName::try_from(spec.host.clone())
+            .map_err(|e| connect_err(format!("bad TLS server name: {e}")))?;
+        let connector = tokio_rustls::TlsConnector::from(super::tls::client_config(spec.verify_cert));
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| connect_err(format!("TLS handshake failed: {e}")))?;
+        Ok(Self::start(spec, tls))
+    }
+
+    fn start<S: AsyncRead + AsyncWrite + Send + 'static>(spec: &ServerSpec, stream: S) -> Arc<Self> {
+        let (read, write) = tokio::io::split(stream);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let pending: Pending = Arc::default();
+        let closed = Arc::new(AtomicBool::new(false));
+        let (notify_tx, _) = broadcast::channel(1024);
+        let reader = tokio::spawn(read_loop(
+            spec.url.clone(),
+            read,
+            pending.clone(),
+            closed.clone(),
+            notify_tx.clone(),
+        ));
+        let writer = tokio::spawn(write_loop(write, rx, closed.clone()));
+        Arc::new(Connection {
+            label: spec.url.clone(),
+            timeout: spec.timeout,
+            outgoing: tx,
+            pending,
+            next_id: AtomicU64::new(0),
+            closed,
+            notifications: notify_tx,
+            tasks: vec![reader.abort_handle(), writer.abort_handle()],
+        })
+    }
+
+    /// The server's URL, for messages.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// False once the server closed the connection or sent garbage.
+    pub fn is_alive(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
+    }
+
+    /// Subscription notifications pushed by the server.
+    pub fn notifications(&self) -> broadcast::Receiver<Notification> {
+        self.notifications.subscribe()
+    }
+
+    /// One request; concurrent calls are coalesced into one JSON-RPC array by the writer.
+    pub async fn call(&self, method: &str, params: Value) -> Reply {
+        if !self.is_alive() {
+            return Err(ElectrumError::Closed(self.label.clone()));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(id, tx);
+        let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        if self.outgoing.send(req).is_err() {
+            lock(&self.pending).remove(&id);
+            return Err(ElectrumError::Closed(self.label.clone()));
+        }
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err(ElectrumError::Closed(self.label.clone())),
+            Err(_) => {
+                lock(&self.pending).remove(&id);
+                // A server that went silent is not trusted with the next request either.
+                self.close();
+                Err(ElectrumError::Timeout(self.label.clone(), self.timeout))
+            }
+        }
+    }
+
+    /// Marks the connection dead and stops its tasks; pending calls fail at once.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for t in &self.tasks {
+            t.abort();
+        }
+        fail_all(&self.pending, &self.label);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere must not wedge every later request.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn fail_all(pending: &Pending, label: &str) {
+    let waiters: Vec<_> = lock(pending).drain().collect();
+    for (_, tx) in waiters {
+        let _ = tx.send(Err(ElectrumError::Closed(label.to_string())));
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut write: W,
+    mut rx: mpsc::UnboundedReceiver<Value>,
+    closed: Arc<AtomicBool>,
+) {
+    while let Some(first) = rx.recv().await {
+        // Let the other items of the same batch enqueue before we look for them.
+        tokio::task::yield_now().await;
+        let mut items = vec![first];
+        while items.len() < MAX_ARRAY {
+            match rx.try_recv() {
+                Ok(v) => items.push(v),
+                Err(_) => break,
+            }
+        }
+        let mut line = if items.len() == 1 {
+            items.pop().map(|v| v.to_string()).unwrap_or_default()
+        } else {
+            Value::Array(items).to_string()
+        };
+        line.push('\n');
+        if write.write_all(line.as_bytes()).await.is_err() || write.flush().await.is_err() {
+            closed.store(true, Ordering::Release);
+            return;
+        }
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    label: String,
+    read: R,
+    pending: Pending,
+    closed: Arc<AtomicBool>,
+    notify: broadcast::Sender<Notification>,
+) {
+    let mut reader = BufReader::new(read);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(server = %label, error = %e, "electrum read failed");
+                break;
+            }
+        };
+        if n == 0 || (buf.last() != Some(&b'\n') && n as u64 >= MAX_LINE) {
+            break;
+        }
+        let msg: Value = match serde_json::from_slice(&buf) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(server = %label, error = %e, "electrum server sent invalid JSON; dropping connection");
+                break;
+            }
+        };
+        match msg {
+            Value::Array(items) => items
+                .into_iter()
+                .for_each(|m| dispatch(&label, m, &pending, &notify)),
+            m => dispatch(&label, m, &pending, &notify),
+        }
+    }
+    closed.store(true, Ordering::Release);
+    fail_all(&pending, &label);
+}
+
+fn dispatch(label: &str, msg: Value, pending: &Pending, notify: &broadcast::Sender<Notification>) {
+    if let Some(method) = msg.get("method").and_then(Value::as_str) {
+        let _ = notify.send(Notification {
+            method: method.to_string(),
+            params: msg.get("params").cloned().unwrap_or(Value::Null),
+        });
+        return;
+    }
+    let Some(id) = msg.get("id").and_then(Value::as_u64) else {
+        tracing::debug!(server = %label, "electrum reply without a usable id ignored");
+        return;
+    };
+    let Some(tx) = lock(pending).remove(&id) else {
+        return;
+    };
+    let reply = match msg.get("error").filter(|e| !e.is_null()) {
+        Some(err) => {
+            let text = err
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| err.to_string());
+            Err(ElectrumError::Rpc(label.to_string(), text))
+        }
+        None => Ok(msg.get("result").cloned().unwrap_or(Value::Null)),
+    };
+    let _ = tx.send(reply);
+}

@@ -1,0 +1,106 @@
+//! kdfd: serves the Komodo DeFi Framework RPC. Parses flags, loads the config, binds the port,
+//! prints KDF's ready line and serves until `stop`, SIGTERM or Ctrl-C.
+
+use anyhow::Context;
+use clap::Parser;
+use kdfd::config::{Config, Sources};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A fast, dependable daemon for the Komodo DeFi Framework (KDF/mm2) RPC.
+///
+/// The config is KDF's MM2.json, taken from (first found): --conf FILE, a JSON object given as the
+/// first argument, the file in MM_CONF_PATH, ./MM2.json, ~/.kdf/MM2.json. The coins list is taken
+/// from --coins FILE, the config's inline "coins" array, MM_COINS_PATH, ./coins, ~/.kdf/coins.
+/// Logging: RUST_LOG (e.g. RUST_LOG=kdfd=debug). See docs/config.md for every key.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Args {
+    /// The config as a JSON object (KDF style: kdfd '{"rpc_password": ...}').
+    inline: Option<String>,
+    /// Config file (overrides MM_CONF_PATH and ./MM2.json).
+    #[arg(long, value_name = "FILE")]
+    conf: Option<PathBuf>,
+    /// Coins file (overrides the config's "coins", MM_COINS_PATH and ./coins).
+    #[arg(long, value_name = "FILE")]
+    coins: Option<PathBuf>,
+    /// Address to listen on (overrides "rpcip").
+    #[arg(long)]
+    rpcip: Option<std::net::IpAddr>,
+    /// Port to listen on, 0 for any free port (overrides "rpcport").
+    #[arg(long)]
+    rpcport: Option<u16>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let mut sources = Sources::from_env();
+    sources.inline = args.inline.filter(|s| s.trim_start().starts_with('{'));
+    sources.conf_file = args.conf;
+    sources.coins_file = args.coins;
+    let mut config = Config::load(&sources).context("config")?;
+    if let Some(ip) = args.rpcip {
+        config.rpcip = ip;
+    }
+    if let Some(port) = args.rpcport {
+        config.rpcport = port;
+    }
+    let ctx = Arc::new(kdfd::ctx::Ctx::new(config).context("config")?);
+    let addr = SocketAddr::new(ctx.config.rpcip, ctx.config.rpcport);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = listener.local_addr()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // KDF's ready line: tools and test harnesses wait for it.
+    println!(">>>>>>>>>> DEX stats {bound} DEX stats API enabled at unixtime.{now} <<<<<<<<<");
+    println!("kdfd {} listening on http://{bound}", kdfd::version_string());
+    tracing::info!(coins = ctx.registry.len(), source = %ctx.config.coins_source, "coins file loaded");
+    kdfd::rpc::run(listener, ctx, shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! One request object → one answer: envelope detection (legacy or mmrpc 2.0), the local-only and
+//! userpass checks, the method lookup and the handler call. Batches call this once per item.
+
+use super::error::RpcError;
+use super::methods::{self, Method, Reply};
+use crate::ctx::Ctx;
+use hyper::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// What a single request answers: a status and a JSON or plain-text body.
+#[derive(Debug)]
+pub struct Answer {
+    /// HTTP status when answered alone (dropped inside a batch, as KDF does).
+    pub status: StatusCode,
+    /// The body.
+    pub body: Body,
+}
+
+/// An answer body.
+#[derive(Debug)]
+pub enum Body {
+    /// JSON: the batch slot is this value.
+    Json(Value),
+    /// Plain text (`help`): the batch slot is `null`.
+    Text(String),
+}
+
+impl Answer {
+    fn json(status: StatusCode, v: Value) -> Answer {
+        Answer {
+            status,
+            body: Body::Json(v),
+        }
+    }
+
+    /// A legacy error answer.
+    pub fn legacy_error(e: &RpcError) -> Answer {
+        let (status, v) = e.legacy();
+        Answer::json(status, v)
+    }
+
+    /// The batch slot of this answer.
+    pub fn into_slot(self) -> Value {
+        match self.body {
+            Body::Json(v) => v,
+            Body::Text(_) => Value::Null,
+        }
+    }
+}
+
+/// Who sent the request, for the local-only and brute-force checks.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    /// The TCP peer address.
+    pub ip: IpAddr,
+}
+
+/// The mmrpc 2.0 envelope; unknown keys are refused, as KDF does.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct V2Request {
+    #[allow(dead_code)]
+    mmrpc: Value,
+    userpass: Option<String>,
+    method: String,
+    #[serde(default)]
+    params: Value,
+    id: Option<u64>,
+}
+
+#[derive(Deserialize)]
+enum MmRpcVersion {
+    #[serde(rename = "2.0")]
+    V2,
+}
+
+/// Answers one request object (or anything else found where one should be).
+pub async fn process(ctx: &Arc<Ctx>, caller: Caller, item: Value) -> Answer {
+    let Value::Object(mut obj) = item else {
+        return Answer::legacy_error(&RpcError::NotAnObject(kind_of(&item)));
+    };
+    if obj.get("mmrpc").is_some_and(|v| !v.is_null()) {
+        return v2(ctx, caller, obj).await;
+    }
+    let legacy = obj
+        .get("method")
+        .and_then(Value::as_str)
+        .and_then(methods::legacy);
+    match legacy {
+        Some(m) => legacy_call(ctx, caller, m, obj).await,
+        None => {
+            // KDF 2.5: a method the legacy table lacks is retried as mmrpc 2.0.
+            obj.insert("mmrpc".into(), json!("2.0"));
+            v2(ctx, caller, obj).await
+        }
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Checks the caller may run `m` with the `userpass` given.
+fn admit(ctx: &Ctx, caller: Caller, m: &Method, userpass: Option<&Value>) -> Result<(), RpcError> {
+    if m.public {
+        return Ok(());
+    }
+    if ctx.config.rpc_local_only && !caller.ip.is_loopback() {
+        return Err(RpcError::LocalHostOnly);
+    }
+    super::auth::check(ctx, caller, userpass)
+}
+
+async fn legacy_call(ctx: &Arc<Ctx>, caller: Caller, m: &'static Method, obj: Map<String, Value>) -> Answer {
+    if let Err(e) = admit(ctx, caller, m, obj.get("userpass")) {
+        return Answer::legacy_error(&e);
+    }
+    match (m.handler)(ctx.clone(), Value::Object(obj)).await {
+        Ok(reply) => reply_answer(reply, |v| v),
+        Err(e) => Answer::legacy_error(&e),
+    }
+}
+
+async fn v2(ctx: &Arc<Ctx>, caller: Caller, obj: Map<String, Value>) -> Answer {
+    let raw_id = obj.get("id").and_then(Value::as_u64);
+    let fail = |e: RpcError, id| {
+        let (status, v) = e.v2(id);
+        Answer::json(status, v)
+    };
+    let version = obj.get("mmrpc").cloned().unwrap_or(Value::Null);
+    if let Err(e) = serde_json::from_value::<MmRpcVersion>(version) {
+        return fail(RpcError::InvalidMmRpcVersion(e.to_string()), raw_id);
+    }
+    let req: V2Request = match serde_json::from_value(Value::Object(obj)) {
+        Ok(r) => r,
+        Err(e) => return fail(RpcError::InvalidRequest(e.to_string()), raw_id),
+    };
+    let id = req.id;
+    let userpass = req.userpass.map(Value::String);
+    let Some(m) = methods::v2(&req.method) else {
+        // Auth first, so the method table is not probed without the password.
+        let probe = Method::private_probe();
+        return match admit(ctx, caller, &probe, userpass.as_ref()) {
+            Err(e) => fail(e, id),
+            Ok(()) => fail(RpcError::NoSuchMethod, id),
+        };
+    };
+    if let Err(e) = admit(ctx, caller, m, userpass.as_ref()) {
+        return fail(e, id);
+    }
+    match (m.handler)(ctx.clone(), req.params).await {
+        Ok(reply) => reply_answer(reply, |result| json!({"mmrpc": "2.0", "result": result, "id": id})),
+        Err(e) => fail(e, id),
+    }
+}
+
+fn reply_answer(reply: Reply, wrap: impl FnOnce(Value) -> Value) -> Answer {
+    match reply {
+        Reply::Json(v) => Answer::json(StatusCode::OK, wrap(v)),
+        Reply::Status(status, v) => Answer::json(status, v),
+        Reply::Text(t) => Answer {
+            status: StatusCode::OK,
+            body: Body::Text(t),
+        },
+    }
+}

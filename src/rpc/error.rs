@@ -1,0 +1,180 @@
+//! Every error a request can get, and the one place that turns it into KDF's wire shapes: the
+//! legacy `{"error": "..."}` and the mmrpc 2.0 error object.
+
+use crate::electrum::ElectrumError;
+use hyper::StatusCode;
+use serde_json::{json, Map, Value};
+use std::time::Duration;
+
+/// An error answered to one request (or one batch item).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RpcError {
+    /// No `userpass` in the request.
+    #[error("Userpass is not set!")]
+    UserpassNotSet,
+    /// A `userpass` that does not match `rpc_password`.
+    #[error("Userpass is invalid!")]
+    UserpassInvalid,
+    /// Too many wrong userpasses from this client; retry later.
+    #[error("Userpass is invalid! Too many failed attempts from this address: retry in {0} s")]
+    LockedOut(u64),
+    /// A non-public method from a non-loopback client while `rpc_local_only` is on.
+    #[error("Selected method can be called from localhost only!")]
+    LocalHostOnly,
+    /// Neither table knows the method.
+    #[error("No such method")]
+    NoSuchMethod,
+    /// The v2 envelope cannot be parsed.
+    #[error("Error parsing request: {0}")]
+    InvalidRequest(String),
+    /// `mmrpc` is not `"2.0"`.
+    #[error("Error parsing mmrpc version: {0}")]
+    InvalidMmRpcVersion(String),
+    /// The method's parameters are missing or of the wrong type.
+    #[error("{0}")]
+    InvalidParams(String),
+    /// An array element (or a whole body) that is not a JSON object.
+    #[error("Invalid request: expected a JSON object, got {0}")]
+    NotAnObject(&'static str),
+    /// The coin is not activated.
+    #[error("No such coin: {0}")]
+    NoSuchCoin(String),
+    /// The coin is activated, or being activated, already.
+    #[error("Coin {0} already initialized")]
+    AlreadyActive(String),
+    /// The coin cannot be activated as asked (not in the coins file, wrong protocol, bad format).
+    #[error("{0}")]
+    CoinConfig(String),
+    /// No passphrase in the config: KDF's no-login mode.
+    #[error("'CryptoCtx' is not initialized: set 'passphrase' in the config to use coins")]
+    NoPassphrase,
+    /// The first balance query of an activation failed, so the coin was not activated.
+    #[error("Deactivated coin due to error in balance querying: {0}")]
+    ActivationFailed(ElectrumError),
+    /// A balance query failed.
+    #[error("{0}")]
+    Electrum(ElectrumError),
+    /// The item ran past its time limit.
+    #[error("Request timed out after {0:?}")]
+    Timeout(Duration),
+    /// A batch larger than `max_batch_items`.
+    #[error("Batch has {0} items; the limit is {1}")]
+    BatchTooLarge(usize, usize),
+    /// Something that should not happen.
+    #[error("Internal error: {0}")]
+    Internal(String),
+}
+
+/// How an error looks on the wire.
+struct Shape {
+    status: StatusCode,
+    error_type: &'static str,
+    path: &'static str,
+    trace: &'static str,
+    data: Option<Value>,
+}
+
+impl RpcError {
+    fn shape(&self) -> Shape {
+        use RpcError::*;
+        let s = |status, error_type, path, trace, data| Shape {
+            status,
+            error_type,
+            path,
+            trace,
+            data,
+        };
+        let bad = StatusCode::BAD_REQUEST;
+        let forbidden = StatusCode::FORBIDDEN;
+        let internal = StatusCode::INTERNAL_SERVER_ERROR;
+        match self {
+            UserpassNotSet => s(forbidden, "UserpassIsNotSet", "dispatcher", "dispatcher:150]", None),
+            UserpassInvalid => s(forbidden, "UserpassIsInvalid", "dispatcher", "dispatcher:150]", None),
+            LockedOut(secs) => s(
+                StatusCode::TOO_MANY_REQUESTS,
+                "UserpassIsInvalid",
+                "dispatcher",
+                "dispatcher:150]",
+                Some(json!({"error_type": "RetryAfterSecs", "error_data": secs})),
+            ),
+            LocalHostOnly => s(forbidden, "LocalHostOnly", "dispatcher", "dispatcher:94]", None),
+            NoSuchMethod => s(bad, "NoSuchMethod", "dispatcher", "dispatcher:271]", None),
+            InvalidRequest(m) => s(bad, "InvalidRequest", "dispatcher", "dispatcher:84]", Some(json!(m))),
+            InvalidMmRpcVersion(m) => s(bad, "InvalidMmRpcVersion", "rpc", "rpc:204]", Some(json!(m))),
+            InvalidParams(m) => s(bad, "InvalidRequest", "dispatcher", "dispatcher:125]", Some(json!(m))),
+            NotAnObject(_) => s(bad, "InvalidRequest", "dispatcher", "dispatcher:84]", None),
+            NoSuchCoin(c) => s(bad, "NoSuchCoin", "coins", "coins]", Some(json!({"coin": c}))),
+            AlreadyActive(c) => s(bad, "CoinIsAlreadyActivated", "coins", "coins]", Some(json!({"ticker": c}))),
+            CoinConfig(m) => s(bad, "CoinConfigIsNotFound", "coins", "coins]", Some(json!(m))),
+            NoPassphrase => s(internal, "Internal", "crypto", "crypto]", None),
+            ActivationFailed(e) | Electrum(e) => s(internal, "Transport", "electrum", "electrum]", Some(json!(e.to_string()))),
+            Timeout(d) => s(StatusCode::REQUEST_TIMEOUT, "Timeout", "rpc", "rpc]", Some(json!(d.as_secs_f64()))),
+            BatchTooLarge(..) => s(StatusCode::PAYLOAD_TOO_LARGE, "BatchTooLarge", "rpc", "rpc]", None),
+            Internal(m) => s(internal, "Internal", "rpc", "rpc]", Some(json!(m))),
+        }
+    }
+
+    /// The text of the legacy `{"error": ...}` (KDF's own wording for auth and local-only).
+    fn legacy_text(&self) -> String {
+        match self {
+            RpcError::LocalHostOnly => {
+                "Selected method is not allowed: Selected method can only be called from localhost."
+                    .to_string()
+            }
+            RpcError::NoSuchMethod => "No such method.".to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The legacy answer: HTTP 500 (413/429 where they say more) and `{"error": "..."}`.
+    pub fn legacy(&self) -> (StatusCode, Value) {
+        let status = match self {
+            RpcError::BatchTooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
+            RpcError::LockedOut(_) => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, json!({ "error": self.legacy_text() }))
+    }
+
+    /// The mmrpc 2.0 answer, with the request's `id` echoed.
+    pub fn v2(&self, id: Option<u64>) -> (StatusCode, Value) {
+        let shape = self.shape();
+        let mut m = Map::new();
+        m.insert("mmrpc".into(), json!("2.0"));
+        m.insert("error".into(), json!(self.to_string()));
+        m.insert("error_path".into(), json!(shape.path));
+        m.insert("error_trace".into(), json!(shape.trace));
+        m.insert("error_type".into(), json!(shape.error_type));
+        if let Some(d) = shape.data {
+            m.insert("error_data".into(), d);
+        }
+        m.insert("id".into(), json!(id));
+        (shape.status, Value::Object(m))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userpass_not_set_is_kdfs_object() {
+        let (status, body) = RpcError::UserpassNotSet.v2(None);
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            body.to_string(),
+            r#"{"mmrpc":"2.0","error":"Userpass is not set!","error_path":"dispatcher","error_trace":"dispatcher:150]","error_type":"UserpassIsNotSet","id":null}"#
+        );
+    }
+
+    #[test]
+    fn legacy_is_500_with_error_text() {
+        let (status, body) = RpcError::NoSuchCoin("RICK".into()).legacy();
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body, json!({"error": "No such coin: RICK"}));
+        let (_, body) = RpcError::InvalidMmRpcVersion("unknown variant `1.0`, expected `2.0`".into()).v2(Some(7));
+        assert_eq!(body["error_type"], "InvalidMmRpcVersion");
+        assert_eq!(body["error_data"], "unknown variant `1.0`, expected `2.0`");
+        assert_eq!(body["id"], 7);
+    }
+}

@@ -1,0 +1,90 @@
+//! One HTTP request: CORS preflight, method and size checks, JSON parsing, then a single item or a
+//! batch. Any path is accepted and any content type is read as JSON, as KDF does.
+
+use super::batch;
+use super::dispatch::{Body as AnswerBody, Caller};
+use super::error::RpcError;
+use crate::ctx::Ctx;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// The response type of every request.
+pub type HttpResponse = Response<Full<Bytes>>;
+
+fn respond(ctx: &Ctx, status: StatusCode, body: Bytes, content_type: &'static str) -> HttpResponse {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(origin) = HeaderValue::from_str(&ctx.config.rpccors) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    r
+}
+
+/// A JSON response.
+pub fn json_response(ctx: &Ctx, status: StatusCode, v: &Value) -> HttpResponse {
+    respond(ctx, status, Bytes::from(v.to_string()), "application/json")
+}
+
+fn error_response(ctx: &Ctx, status: StatusCode, msg: impl Into<String>) -> HttpResponse {
+    json_response(ctx, status, &json!({ "error": msg.into() }))
+}
+
+/// Handles one HTTP request; never fails (every problem is a JSON error response).
+pub async fn handle(ctx: Arc<Ctx>, caller: Caller, req: Request<Incoming>) -> HttpResponse {
+    if req.method() == Method::OPTIONS {
+        let mut r = respond(&ctx, StatusCode::OK, Bytes::new(), "text/plain");
+        let h = r.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type"));
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("3600"));
+        return r;
+    }
+    if req.method() != Method::POST {
+        return error_response(&ctx, StatusCode::INTERNAL_SERVER_ERROR, "Only POST requests are supported!");
+    }
+    let limits = &ctx.config.limits;
+    let read = Limited::new(req.into_body(), limits.max_body_bytes).collect();
+    let bytes = match tokio::time::timeout(limits.body_timeout, read).await {
+        Err(_) => {
+            return error_response(&ctx, StatusCode::REQUEST_TIMEOUT, "Request body was not received in time")
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return error_response(
+                &ctx,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Request body is larger than the limit of {} bytes", limits.max_body_bytes),
+            )
+        }
+        Ok(Err(e)) => return error_response(&ctx, StatusCode::BAD_REQUEST, format!("Could not read the request body: {e}")),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    // KDF answers an unparsable body with 500 and serde's message.
+    let parsed: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => return error_response(&ctx, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    match parsed {
+        Value::Array(items) => {
+            if items.len() > limits.max_batch_items {
+                let (status, v) = RpcError::BatchTooLarge(items.len(), limits.max_batch_items).legacy();
+                return json_response(&ctx, status, &v);
+            }
+            let slots = batch::run(&ctx, caller, items).await;
+            json_response(&ctx, StatusCode::OK, &Value::Array(slots))
+        }
+        single => {
+            let answer = batch::run_item(&ctx, caller, single).await;
+            match answer.body {
+                AnswerBody::Json(v) => json_response(&ctx, answer.status, &v),
+                AnswerBody::Text(t) => respond(&ctx, answer.status, Bytes::from(t), "application/json"),
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Coin methods: `electrum` (activation), `my_balance`, `get_enabled_coins`, `disable_coin`.
+
+use super::{required_str, Reply, RpcError};
+use crate::coins::{parse_address_format, wallet_scripts, AddressFormat, UtxoCoin};
+use crate::ctx::Ctx;
+use crate::electrum::{ElectrumError, Pool, ServerSpec};
+use hyper::StatusCode;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+fn opt_u64(req: &Value, key: &str) -> Result<Option<u64>, RpcError> {
+    match req.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            RpcError::InvalidParams(format!("'{key}': invalid type: {v}, expected u64"))
+        }),
+    }
+}
+
+fn opt_bool(req: &Value, key: &str) -> Result<Option<bool>, RpcError> {
+    match req.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(RpcError::InvalidParams(format!(
+            "'{key}': invalid type: {v}, expected a boolean"
+        ))),
+    }
+}
+
+/// The server list of an activation request.
+fn servers(ctx: &Ctx, req: &Value) -> Result<Vec<ServerSpec>, RpcError> {
+    let list = match req.get("servers") {
+        Some(Value::Array(list)) => list,
+        None | Some(Value::Null) => {
+            return Err(RpcError::InvalidParams(
+                "'servers': invalid type: null, expected a sequence".into(),
+            ))
+        }
+        Some(v) => {
+            return Err(RpcError::InvalidParams(format!(
+                "'servers': invalid type: {v}, expected a sequence"
+            )))
+        }
+    };
+    list.iter()
+        .map(|s| ServerSpec::from_json(s, ctx.config.limits.electrum_timeout))
+        .collect::<Result<_, _>>()
+        .map_err(RpcError::InvalidParams)
+}
+
+/// `electrum`: activates a UTXO coin against the given Electrum servers.
+pub async fn electrum(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
+    let ticker = required_str(&req, "coin")?;
+    let mm2_in_request = req.get("mm2").is_some_and(|v| !v.is_null());
+    let conf = match ctx.registry.get(ticker) {
+        Some(c) if c.mm2 || mm2_in_request => c,
+        None if mm2_in_request => {
+            return Err(RpcError::CoinConfig(format!(
+                "Coin {ticker} is not in the coins file: \"protocol\" field is missing in coins file"
+            )))
+        }
+        _ => {
+            return Err(RpcError::CoinConfig(format!(
+                "mm2 param is not set neither in coins config nor enable request, assuming that coin is not supported (coin {ticker})"
+            )))
+        }
+    };
+    if conf.protocol != "UTXO" {
+        return Err(RpcError::CoinConfig(format!(
+            "Coin {ticker} has protocol {}; kdfd activates UTXO coins only",
+            conf.protocol
+        )));
+    }
+    let specs = servers(&ctx, &req)?;
+    let min_connected = opt_u64(&req, "min_connected")?;
+    let max_connected = opt_u64(&req, "max_connected")?;
+    let required_confirmations =
+        opt_u64(&req, "required_confirmations")?.unwrap_or(conf.required_confirmations);
+    let requires_notarization =
+        opt_bool(&req, "requires_notarization")?.unwrap_or(conf.requires_notarization);
+    opt_bool(&req, "tx_history")?;
+    let format = parse_address_format(req.get("address_format"))
+        .map_err(RpcError::InvalidParams)?
+        .unwrap_or(conf.address_format);
+    if conf.address_format == AddressFormat::Segwit && format == AddressFormat::Standard {
+        return Err(RpcError::CoinConfig(format!(
+            "Coin {ticker} is configured for the segwit address format; standard was requested"
+        )));
+    }
+    let keys = ctx.keys.as_ref().ok_or(RpcError::NoPassphrase)?;
+    let (address, scripthashes) =
+        wallet_scripts(&conf, keys, format).map_err(RpcError::CoinConfig)?;
+
+    // Reserved from here on: a second activation of the ticker fails instead of racing, and any
+    // failure below (or a cancelled request) frees the ticker again.
+    let reservation = ctx
+        .coins
+        .reserve(ticker)
+        .ok_or_else(|| RpcError::AlreadyActive(ticker.to_string()))?;
+    let to_usize = |v: Option<u64>| v.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let pool = Pool::connect(
+        specs,
+        to_usize(min_connected),
+        to_usize(max_connected),
+        ctx.client_name.clone(),
+    )
+    .await
+    .map_err(|e| match e {
+        ElectrumError::Config(m) => RpcError::InvalidParams(m),
+        e => RpcError::ActivationFailed(e),
+    })?;
+    let coin = Arc::new(UtxoCoin {
+        conf: conf.clone(),
+        address,
+        scripthashes,
+        required_confirmations,
+        requires_notarization,
+        seq: ctx.coins.next_seq(),
+        pool,
+    });
+    let balance = coin.balance().await.map_err(RpcError::ActivationFailed)?;
+    reservation.commit(coin.clone());
+    tracing::info!(coin = ticker, "coin activated");
+    Ok(Reply::Json(json!({
+        "result": "success",
+        "address": coin.address,
+        "balance": balance,
+        "unspendable_balance": "0",
+        "coin": ticker,
+        "required_confirmations": required_confirmations,
+        "requires_notarization": requires_notarization,
+        "mature_confirmations": conf.mature_confirmations,
+    })))
+}
+
+/// `my_balance`: the wallet balance of an active coin.
+pub async fn my_balance(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
+    let ticker = required_str(&req, "coin")?;
+    let coin = ctx
+        .coins
+        .get(ticker)
+        .ok_or_else(|| RpcError::NoSuchCoin(ticker.to_string()))?;
+    let balance = coin.balance().await.map_err(RpcError::Electrum)?;
+    Ok(Reply::Json(json!({
+        "coin": coin.ticker(),
+        "balance": balance,
+        "unspendable_balance": "0",
+        "address": coin.address,
+    })))
+}
+
+/// Legacy `get_enabled_coins`: tickers with addresses, in activation order.
+pub async fn get_enabled_coins(ctx: Arc<Ctx>, _req: Value) -> Result<Reply, RpcError> {
+    let list: Vec<Value> = ctx
+        .coins
+        .list()
+        .iter()
+        .map(|c| json!({"ticker": c.ticker(), "address": c.address}))
+        .collect();
+    Ok(Reply::Json(json!({ "result": list })))
+}
+
+/// v2 `get_enabled_coins`: `{"coins": [{"ticker"}]}`; `params` absent, null or `{}`.
+pub async fn get_enabled_coins_v2(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
+    match &params {
+        Value::Null => {}
+        Value::Object(m) if m.is_empty() => {}
+        other => {
+            return Err(RpcError::InvalidParams(format!(
+                "Error parsing request: get_enabled_coins takes no params, got {other}"
+            )))
+        }
+    }
+    let list: Vec<Value> = ctx
+        .coins
+        .list()
+        .iter()
+        .map(|c| json!({"ticker": c.ticker()}))
+        .collect();
+    Ok(Reply::Json(json!({ "coins": list })))
+}
+
+/// `disable_coin`: deactivates a coin; KDF's 500 body when it is not active.
+pub async fn disable_coin(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
+    let ticker = required_str(&req, "coin")?;
+    opt_bool(&req, "force_disable")?;
+    match ctx.coins.remove(ticker) {
+        Some(coin) => {
+            tracing::info!(coin = ticker, "coin disabled");
+            Ok(Reply::Json(json!({
+                "result": {"coin": coin.ticker(), "cancelled_orders": [], "passivized": false}
+            })))
+        }
+        None => Ok(Reply::Status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({
+                "error": format!("No such coin: {ticker}"),
+                "orders": {"matching": [], "cancelled": []},
+                "active_swaps": [],
+            }),
+        )),
+    }
+}

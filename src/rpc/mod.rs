@@ -1,0 +1,20 @@
+//! The RPC front: HTTP server, request bodies, envelopes, batches and the method tables. Only this
+//! module knows HTTP and KDF's wire shapes.
+//!
+//! - `server`: accept loop, connection limit, graceful shutdown.
+//! - `http`: one HTTP request → body checks → single item or batch.
+//! - `batch`: concurrent items, answers in request order.
+//! - `dispatch`: one item → envelope, local-only, userpass, handler.
+//! - `auth`: the userpass check.
+//! - `error`: every error and its legacy and mmrpc 2.0 shapes.
+//! - `methods`: the dispatch tables and the handlers.
+
+mod auth;
+mod batch;
+mod dispatch;
+pub mod error;
+mod http;
+mod methods;
+mod server;
+
+pub use server::run;

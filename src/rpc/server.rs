@@ -1,0 +1,98 @@
+//! The accept loop: a connection limit (503 past it), header and body timeouts, one task per
+//! connection and per request, and a graceful shutdown that answers what is in flight.
+
+use super::dispatch::Caller;
+use super::http::{self, HttpResponse};
+use crate::ctx::Ctx;
+use hyper::service::service_fn;
+use hyper::StatusCode;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::json;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// Serves RPC on `listener` until `shutdown` resolves or a `stop` request arrives, then lets
+/// in-flight requests finish (up to the drain timeout) and returns.
+pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Output = ()>) {
+    let limits = ctx.config.limits.clone();
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+            _ = ctx.shutdown_requested() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(stream);
+        let caller = Caller { ip: peer.ip() };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            let ctx = ctx.clone();
+            let svc = service_fn(move |_req| {
+                let r = http::json_response(
+                    &ctx,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"error": "Too many connections; retry shortly"}),
+                );
+                async move { Ok::<_, Infallible>(r) }
+            });
+            let conn = builder.clone().keep_alive(false).serve_connection(io, svc);
+            tokio::spawn(conn);
+            continue;
+        };
+        let ctx = ctx.clone();
+        let svc = service_fn(move |req| {
+            let ctx = ctx.clone();
+            async move { Ok::<_, Infallible>(guarded(ctx, caller, req).await) }
+        });
+        let conn = graceful.watch(builder.serve_connection(io, svc));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections, draining in-flight requests");
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = tokio::time::sleep(limits.drain_timeout) => {
+            tracing::warn!(timeout = ?limits.drain_timeout, "drain timeout: closing remaining connections");
+        }
+    }
+}
+
+/// Runs the request on its own task, so a panic answers 500 instead of killing the connection.
+async fn guarded(ctx: Arc<Ctx>, caller: Caller, req: hyper::Request<hyper::body::Incoming>) -> HttpResponse {
+    let task = tokio::spawn(http::handle(ctx.clone(), caller, req));
+    match task.await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "request handler panicked");
+            http::json_response(
+                &ctx,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"error": "The RPC service aborted without responding."}),
+            )
+        }
+    }
+}
