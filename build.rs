@@ -11,7 +11,9 @@ fn main() {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "nogit".to_string());
-    let tag = std::env::var("KDFD_BUILD_TAG").ok().filter(|s| !s.is_empty());
+    let tag = std::env::var("KDFD_BUILD_TAG")
+        .ok()
+        .filter(|s| !s.is_empty());
     println!("cargo:rustc-env=KDFD_GIT_HASH={}", tag.unwrap_or(hash));
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

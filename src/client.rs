@@ -56,7 +56,11 @@ impl Client {
     }
 
     /// Sends a request with any method and body.
-    pub async fn send(&mut self, method: &str, body: impl Into<Bytes>) -> Result<RawResponse, ClientError> {
+    pub async fn send(
+        &mut self,
+        method: &str,
+        body: impl Into<Bytes>,
+    ) -> Result<RawResponse, ClientError> {
         self.sender.ready().await?;
         let req = Request::builder()
             .method(method)
@@ -67,7 +71,11 @@ impl Client {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await?.to_bytes();
-        Ok(RawResponse { status, headers, body })
+        Ok(RawResponse {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// POSTs JSON and parses the JSON answer.

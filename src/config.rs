@@ -123,7 +123,11 @@ pub struct Sources {
 impl Sources {
     /// Reads `MM_CONF_PATH`, `MM_COINS_PATH` and `HOME` from the environment.
     pub fn from_env() -> Sources {
-        let path = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let path = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         Sources {
             env_conf: path("MM_CONF_PATH"),
             env_coins: path("MM_COINS_PATH"),
@@ -358,9 +362,9 @@ impl Config {
         }
         let rpcip = match opt_string(conf, "rpcip", "rpcip is not a string")? {
             None => IpAddr::from([127, 0, 0, 1]),
-            Some(s) => s
-                .parse()
-                .map_err(|e| ConfigError::Invalid(format!("rpcip '{s}' is not an IP address: {e}")))?,
+            Some(s) => s.parse().map_err(|e| {
+                ConfigError::Invalid(format!("rpcip '{s}' is not an IP address: {e}"))
+            })?,
         };
         let netid = match opt_u64(conf, "netid")? {
             None => 0,
@@ -405,15 +409,34 @@ mod tests {
     fn password_policy_in_kdf_order() {
         let cases = [
             ("myPassword1!", "Password can't contain the word password"),
-            ("Ab1!", "Password length should be at least 8 characters long"),
+            (
+                "Ab1!",
+                "Password length should be at least 8 characters long",
+            ),
             ("Abcdefg!", "Password should contain at least 1 digit"),
-            ("ABCDEFG1!", "Password should contain at least 1 lowercase character"),
-            ("abcdefg1!", "Password should contain at least 1 uppercase character"),
-            ("Abcdefg12", "Password should contain at least 1 special character"),
-            ("Abccc1!xyz", "Password can't contain the same character 3 times in a row"),
+            (
+                "ABCDEFG1!",
+                "Password should contain at least 1 lowercase character",
+            ),
+            (
+                "abcdefg1!",
+                "Password should contain at least 1 uppercase character",
+            ),
+            (
+                "Abcdefg12",
+                "Password should contain at least 1 special character",
+            ),
+            (
+                "Abccc1!xyz",
+                "Password can't contain the same character 3 times in a row",
+            ),
         ];
         for (pw, msg) in cases {
-            assert_eq!(check_password_policy(pw).unwrap_err().to_string(), msg, "{pw}");
+            assert_eq!(
+                check_password_policy(pw).unwrap_err().to_string(),
+                msg,
+                "{pw}"
+            );
         }
         assert!(check_password_policy("Str0ng!Pass-ok").is_ok());
     }
@@ -425,9 +448,15 @@ mod tests {
         let c = json!({"rpc_password": "weak", "allow_weak_password": true, "coins": []});
         assert_eq!(load(c).unwrap().rpc_password.as_deref(), Some("weak"));
         let c = json!({"rpc_password": "", "coins": []});
-        assert_eq!(load(c).unwrap_err().to_string(), "rpc_password must not be empty");
+        assert_eq!(
+            load(c).unwrap_err().to_string(),
+            "rpc_password must not be empty"
+        );
         let c = json!({"rpc_password": 5, "coins": []});
-        assert_eq!(load(c).unwrap_err().to_string(), "rpc_password must be string");
+        assert_eq!(
+            load(c).unwrap_err().to_string(),
+            "rpc_password must be string"
+        );
     }
 
     #[test]

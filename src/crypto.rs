@@ -186,7 +186,10 @@ mod tests {
             hex(&k.public_key()),
             "022cd3021a2197361fb70b862c412bc8e44cff6951fa1de45ceabfdd9b4c520420"
         );
-        assert_eq!(hex(&k.hash160()), "b506088aa2a3b4bb1da3a29bf00ce1a550ea1df9");
+        assert_eq!(
+            hex(&k.hash160()),
+            "b506088aa2a3b4bb1da3a29bf00ce1a550ea1df9"
+        );
         assert_eq!(
             p2pkh_address(&[60], &k.hash160()),
             "RRnMcSeKiLrNdbp91qNVQwwXx5azD4S4CD"

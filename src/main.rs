@@ -58,10 +58,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -87,6 +88,12 @@ async fn main() -> anyhow::Result<()> {
         config.rpcport = port;
     }
     let ctx = Arc::new(kdfd::ctx::Ctx::new(config).context("config")?);
+    tracing::info!(
+        gui = %ctx.config.gui,
+        coins = ctx.registry.len(),
+        coins_source = %ctx.config.coins_source,
+        "config loaded"
+    );
     let addr = SocketAddr::new(ctx.config.rpcip, ctx.config.rpcport);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -98,8 +105,10 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(0);
     // KDF's ready line: tools and test harnesses wait for it.
     println!(">>>>>>>>>> DEX stats {bound} DEX stats API enabled at unixtime.{now} <<<<<<<<<");
-    println!("kdfd {} listening on http://{bound}", kdfd::version_string());
-    tracing::info!(coins = ctx.registry.len(), source = %ctx.config.coins_source, "coins file loaded");
+    println!(
+        "kdfd {} listening on http://{bound}",
+        kdfd::version_string()
+    );
     kdfd::rpc::run(listener, ctx, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())

@@ -54,7 +54,9 @@ fn boolean(entry: &Value, key: &str, default: bool) -> Result<bool, String> {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
         // KDF's files use 0/1 for some flags.
-        Some(Value::Number(n)) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => Ok(n.as_u64() == Some(1)),
+        Some(Value::Number(n)) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => {
+            Ok(n.as_u64() == Some(1))
+        }
         Some(v) => Err(format!("field '{key}' must be a bool, got {v}")),
     }
 }
@@ -98,13 +100,18 @@ impl CoinConf {
         int(entry, "p2shtype", 0, 255)?;
         int(entry, "wiftype", 0, 255)?;
         let taddr = int(entry, "taddr", 0, 255)? as u8;
-        let p2pkh_prefix = if taddr != 0 { vec![taddr, pubtype] } else { vec![pubtype] };
+        let p2pkh_prefix = if taddr != 0 {
+            vec![taddr, pubtype]
+        } else {
+            vec![pubtype]
+        };
         let decimals = int(entry, "decimals", 8, 18)? as u32;
         let segwit = boolean(entry, "segwit", false)?;
         let bech32_hrp = match entry.get("bech32_hrp") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => {
-                crate::crypto::segwit_address(s, &[0; 20]).map_err(|e| format!("field 'bech32_hrp': {e}"))?;
+                crate::crypto::segwit_address(s, &[0; 20])
+                    .map_err(|e| format!("field 'bech32_hrp': {e}"))?;
                 Some(s.clone())
             }
             Some(v) => return Err(format!("field 'bech32_hrp' must be a string, got {v}")),
@@ -113,7 +120,9 @@ impl CoinConf {
             .map_err(|e| format!("field 'address_format': {e}"))?
             .unwrap_or(AddressFormat::Standard);
         if address_format == AddressFormat::Segwit && (!segwit || bech32_hrp.is_none()) {
-            return Err("field 'address_format' is segwit but 'segwit' or 'bech32_hrp' is missing".into());
+            return Err(
+                "field 'address_format' is segwit but 'segwit' or 'bech32_hrp' is missing".into(),
+            );
         }
         Ok(CoinConf {
             ticker,
@@ -138,11 +147,17 @@ mod tests {
 
     #[test]
     fn defaults_follow_kdf() {
-        let c = CoinConf::from_json(&json!({"coin": "RICK", "protocol": {"type": "UTXO"}})).unwrap();
+        let c =
+            CoinConf::from_json(&json!({"coin": "RICK", "protocol": {"type": "UTXO"}})).unwrap();
         assert_eq!(c.p2pkh_prefix, vec![60]);
-        assert_eq!((c.decimals, c.required_confirmations, c.mature_confirmations), (8, 1, 100));
+        assert_eq!(
+            (c.decimals, c.required_confirmations, c.mature_confirmations),
+            (8, 1, 100)
+        );
         assert!(!c.mm2);
-        let c = CoinConf::from_json(&json!({"coin": "BTC", "protocol": {"type": "UTXO"}, "mm2": 1})).unwrap();
+        let c =
+            CoinConf::from_json(&json!({"coin": "BTC", "protocol": {"type": "UTXO"}, "mm2": 1}))
+                .unwrap();
         assert_eq!(c.p2pkh_prefix, vec![0]);
         assert!(c.mm2);
     }
@@ -152,10 +167,22 @@ mod tests {
         let cases = [
             (json!({"protocol": {"type": "UTXO"}}), "'coin'"),
             (json!({"coin": "X"}), "\"protocol\" field is missing"),
-            (json!({"coin": "X", "protocol": {"type": "UTXO"}, "pubtype": 300}), "'pubtype'"),
-            (json!({"coin": "X", "protocol": {"type": "UTXO"}, "decimals": "8"}), "'decimals'"),
-            (json!({"coin": "X", "protocol": {"type": "UTXO"}, "address_format": {"format": "segwit"}}), "'address_format'"),
-            (json!({"coin": "X", "protocol": {"type": "UTXO"}, "bech32_hrp": 5}), "'bech32_hrp'"),
+            (
+                json!({"coin": "X", "protocol": {"type": "UTXO"}, "pubtype": 300}),
+                "'pubtype'",
+            ),
+            (
+                json!({"coin": "X", "protocol": {"type": "UTXO"}, "decimals": "8"}),
+                "'decimals'",
+            ),
+            (
+                json!({"coin": "X", "protocol": {"type": "UTXO"}, "address_format": {"format": "segwit"}}),
+                "'address_format'",
+            ),
+            (
+                json!({"coin": "X", "protocol": {"type": "UTXO"}, "bech32_hrp": 5}),
+                "'bech32_hrp'",
+            ),
         ];
         for (entry, needle) in cases {
             let err = CoinConf::from_json(&entry).unwrap_err();

@@ -88,7 +88,9 @@ pub struct Reservation<'a> {
 impl Reservation<'_> {
     /// Makes the coin active.
     pub fn commit(mut self, coin: Arc<UtxoCoin>) {
-        self.coins.slots.insert(self.ticker.clone(), Slot::Active(coin));
+        self.coins
+            .slots
+            .insert(self.ticker.clone(), Slot::Active(coin));
         self.committed = true;
     }
 }
@@ -203,7 +205,17 @@ mod tests {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/coins")).unwrap();
         let list: Vec<Value> = serde_json::from_str(&text).unwrap();
         let reg = Registry::load(&list).unwrap();
-        for t in ["DOC", "MARTY", "RICK", "MORTY", "KMD", "BTC", "LTC", "BTC-segwit", "LTC-segwit"] {
+        for t in [
+            "DOC",
+            "MARTY",
+            "RICK",
+            "MORTY",
+            "KMD",
+            "BTC",
+            "LTC",
+            "BTC-segwit",
+            "LTC-segwit",
+        ] {
             assert!(reg.get(t).is_some(), "{t}");
         }
         assert_eq!(reg.len(), 9);

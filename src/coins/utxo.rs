@@ -66,7 +66,10 @@ impl UtxoCoin {
 
     /// The balance as KDF prints it.
     pub async fn balance(&self) -> Result<String, ElectrumError> {
-        Ok(format_amount(self.balance_sats().await?, self.conf.decimals))
+        Ok(format_amount(
+            self.balance_sats().await?,
+            self.conf.decimals,
+        ))
     }
 
     /// The coin's ticker.

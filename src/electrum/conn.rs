@@ -53,7 +53,10 @@ impl Drop for Connection {
 
 impl Connection {
     /// Opens the socket (and TLS), then sends `server.version` before anything else.
-    pub async fn open(spec: &ServerSpec, client_name: &str) -> Result<Arc<Connection>, ElectrumError> {
+    pub async fn open(
+        spec: &ServerSpec,
+        client_name: &str,
+    ) -> Result<Arc<Connection>, ElectrumError> {
         let fut = async {
             let conn = Self::open_transport(spec).await?;
             let version = conn
@@ -88,7 +91,8 @@ impl Connection {
         }
         let name = rustls::pki_types::ServerName::try_from(spec.host.clone())
             .map_err(|e| connect_err(format!("bad TLS server name: {e}")))?;
-        let connector = tokio_rustls::TlsConnector::from(super::tls::client_config(spec.verify_cert));
+        let connector =
+            tokio_rustls::TlsConnector::from(super::tls::client_config(spec.verify_cert));
         let tls = connector
             .connect(name, tcp)
             .await
@@ -96,7 +100,10 @@ impl Connection {
         Ok(Self::start(spec, tls))
     }
 
-    fn start<S: AsyncRead + AsyncWrite + Send + 'static>(spec: &ServerSpec, stream: S) -> Arc<Self> {
+    fn start<S: AsyncRead + AsyncWrite + Send + 'static>(
+        spec: &ServerSpec,
+        stream: S,
+    ) -> Arc<Self> {
         let (read, write) = tokio::io::split(stream);
         let (tx, rx) = mpsc::unbounded_channel();
         let pending: Pending = Arc::default();
@@ -223,7 +230,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        let n = match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut buf).await {
+        let n = match (&mut reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut buf)
+            .await
+        {
             Ok(n) => n,
             Err(e) => {
                 tracing::debug!(server = %label, error = %e, "electrum read failed");

@@ -79,7 +79,9 @@ impl ServerSpec {
             Some(Value::String(p)) => match p.to_ascii_uppercase().as_str() {
                 "TCP" => false,
                 "SSL" => true,
-                "WS" | "WSS" => return Err(format!("{url}: protocol {p} is not supported natively")),
+                "WS" | "WSS" => {
+                    return Err(format!("{url}: protocol {p} is not supported natively"))
+                }
                 _ => return Err(format!("{url}: unknown protocol '{p}' (TCP or SSL)")),
             },
             Some(_) => return Err(format!("{url}: protocol must be a string")),
@@ -93,7 +95,11 @@ impl ServerSpec {
             None | Some(Value::Null) => default_timeout,
             Some(t) => match t.as_f64() {
                 Some(s) if s > 0.0 && s <= 3600.0 => Duration::from_secs_f64(s),
-                _ => return Err(format!("{url}: timeout_sec must be a number of seconds in (0, 3600]")),
+                _ => {
+                    return Err(format!(
+                        "{url}: timeout_sec must be a number of seconds in (0, 3600]"
+                    ))
+                }
             },
         };
         let (host, port) = url
@@ -154,7 +160,9 @@ impl Slot {
     }
 
     fn suspended(&self) -> bool {
-        lock(&self.backoff).until.is_some_and(|t| Instant::now() < t)
+        lock(&self.backoff)
+            .until
+            .is_some_and(|t| Instant::now() < t)
     }
 
     fn failed(&self) {
@@ -234,7 +242,9 @@ impl Pool {
         let min = min_connected.unwrap_or(1);
         let max = max_connected.unwrap_or(specs.len());
         if min == 0 {
-            return Err(ElectrumError::Config("min_connected must be greater than 0".into()));
+            return Err(ElectrumError::Config(
+                "min_connected must be greater than 0".into(),
+            ));
         }
         if min > max {
             return Err(ElectrumError::Config(format!(
@@ -274,25 +284,31 @@ impl Pool {
         Ok(PoolHandle { pool, keepalive })
     }
 
-    /// Fills up to `max_connected` and pings every live connection, as KDF does.
+    /// Keeps up to `max_connected` servers connected and pings the live ones every 30 s, as KDF
+    /// does, so idle connections stay open and dead ones are noticed.
     async fn maintain(&self) {
         loop {
-            let mut live = 0;
+            let mut live = self.slots.iter().filter(|s| s.live().is_some()).count();
             for slot in &self.slots {
-                if let Some(c) = slot.live() {
+                if live >= self.max_connected {
+                    break;
+                }
+                if slot.live().is_none()
+                    && !slot.suspended()
+                    && slot.connect(&self.client_name).await.is_ok()
+                {
                     live += 1;
-                    if c.call("server.ping", json!([])).await.is_err() {
-                        slot.failed();
-                        live -= 1;
-                    }
-                } else if live < self.max_connected && !slot.suspended() {
-                    if slot.connect(&self.client_name).await.is_ok() {
-                        live += 1;
-                    }
                 }
             }
             tracing::trace!(live, min = self.min_connected, "electrum pool maintained");
             tokio::time::sleep(PING_INTERVAL).await;
+            for slot in &self.slots {
+                if let Some(c) = slot.live() {
+                    if c.call("server.ping", json!([])).await.is_err() {
+                        slot.failed();
+                    }
+                }
+            }
         }
     }
 
@@ -315,7 +331,10 @@ impl Pool {
                 }
             }
         }
-        let all_suspended = self.slots.iter().all(|s| s.live().is_none() && s.suspended());
+        let all_suspended = self
+            .slots
+            .iter()
+            .all(|s| s.live().is_none() && s.suspended());
         for slot in &self.slots {
             if slot.live().is_some() || (slot.suspended() && !all_suspended) {
                 continue;
@@ -380,7 +399,10 @@ mod tests {
     fn server_specs() {
         let t = Duration::from_secs(20);
         let s = ServerSpec::from_json(&json!({"url": "127.0.0.1:50001"}), t).unwrap();
-        assert_eq!((s.host.as_str(), s.port, s.tls, s.verify_cert), ("127.0.0.1", 50001, false, true));
+        assert_eq!(
+            (s.host.as_str(), s.port, s.tls, s.verify_cert),
+            ("127.0.0.1", 50001, false, true)
+        );
         let s = ServerSpec::from_json(
             &json!({"url": "electrum.example:50002", "protocol": "SSL", "disable_cert_verification": true, "timeout_sec": 2}),
             t,
@@ -403,7 +425,13 @@ mod tests {
     #[test]
     fn balances_parse() {
         let b = parse_balance("s", json!({"confirmed": 5, "unconfirmed": -2})).unwrap();
-        assert_eq!(b, Balance { confirmed: 5, unconfirmed: -2 });
+        assert_eq!(
+            b,
+            Balance {
+                confirmed: 5,
+                unconfirmed: -2
+            }
+        );
         assert!(parse_balance("s", json!({"x": 1})).is_err());
     }
 }

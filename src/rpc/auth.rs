@@ -11,7 +11,10 @@ use serde_json::Value;
 fn same_secret(given: &str, expected: &str) -> bool {
     let a = sha256::Hash::hash(given.as_bytes()).to_byte_array();
     let b = sha256::Hash::hash(expected.as_bytes()).to_byte_array();
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// Checks one item's `userpass` against `rpc_password`.

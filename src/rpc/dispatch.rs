@@ -121,7 +121,12 @@ fn admit(ctx: &Ctx, caller: Caller, m: &Method, userpass: Option<&Value>) -> Res
     super::auth::check(ctx, caller, userpass)
 }
 
-async fn legacy_call(ctx: &Arc<Ctx>, caller: Caller, m: &'static Method, obj: Map<String, Value>) -> Answer {
+async fn legacy_call(
+    ctx: &Arc<Ctx>,
+    caller: Caller,
+    m: &'static Method,
+    obj: Map<String, Value>,
+) -> Answer {
     if let Err(e) = admit(ctx, caller, m, obj.get("userpass")) {
         return Answer::legacy_error(&e);
     }
@@ -159,7 +164,10 @@ async fn v2(ctx: &Arc<Ctx>, caller: Caller, obj: Map<String, Value>) -> Answer {
         return fail(e, id);
     }
     match (m.handler)(ctx.clone(), req.params).await {
-        Ok(reply) => reply_answer(reply, |result| json!({"mmrpc": "2.0", "result": result, "id": id})),
+        Ok(reply) => reply_answer(
+            reply,
+            |result| json!({"mmrpc": "2.0", "result": result, "id": id}),
+        ),
         Err(e) => fail(e, id),
     }
 }

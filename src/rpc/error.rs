@@ -88,8 +88,20 @@ impl RpcError {
         let forbidden = StatusCode::FORBIDDEN;
         let internal = StatusCode::INTERNAL_SERVER_ERROR;
         match self {
-            UserpassNotSet => s(forbidden, "UserpassIsNotSet", "dispatcher", "dispatcher:150]", None),
-            UserpassInvalid => s(forbidden, "UserpassIsInvalid", "dispatcher", "dispatcher:150]", None),
+            UserpassNotSet => s(
+                forbidden,
+                "UserpassIsNotSet",
+                "dispatcher",
+                "dispatcher:150]",
+                None,
+            ),
+            UserpassInvalid => s(
+                forbidden,
+                "UserpassIsInvalid",
+                "dispatcher",
+                "dispatcher:150]",
+                None,
+            ),
             LockedOut(secs) => s(
                 StatusCode::TOO_MANY_REQUESTS,
                 "UserpassIsInvalid",
@@ -97,19 +109,79 @@ impl RpcError {
                 "dispatcher:150]",
                 Some(json!({"error_type": "RetryAfterSecs", "error_data": secs})),
             ),
-            LocalHostOnly => s(forbidden, "LocalHostOnly", "dispatcher", "dispatcher:94]", None),
+            LocalHostOnly => s(
+                forbidden,
+                "LocalHostOnly",
+                "dispatcher",
+                "dispatcher:94]",
+                None,
+            ),
             NoSuchMethod => s(bad, "NoSuchMethod", "dispatcher", "dispatcher:271]", None),
-            InvalidRequest(m) => s(bad, "InvalidRequest", "dispatcher", "dispatcher:84]", Some(json!(m))),
-            InvalidMmRpcVersion(m) => s(bad, "InvalidMmRpcVersion", "rpc", "rpc:204]", Some(json!(m))),
-            InvalidParams(m) => s(bad, "InvalidRequest", "dispatcher", "dispatcher:125]", Some(json!(m))),
+            InvalidRequest(m) => s(
+                bad,
+                "InvalidRequest",
+                "dispatcher",
+                "dispatcher:84]",
+                Some(json!(m)),
+            ),
+            InvalidMmRpcVersion(m) => s(
+                bad,
+                "InvalidMmRpcVersion",
+                "rpc",
+                "rpc:204]",
+                Some(json!(m)),
+            ),
+            InvalidParams(m) => s(
+                bad,
+                "InvalidRequest",
+                "dispatcher",
+                "dispatcher:125]",
+                Some(json!(m)),
+            ),
             NotAnObject(_) => s(bad, "InvalidRequest", "dispatcher", "dispatcher:84]", None),
-            NoSuchCoin(c) => s(bad, "NoSuchCoin", "coins", "coins]", Some(json!({"coin": c}))),
-            AlreadyActive(c) => s(bad, "CoinIsAlreadyActivated", "coins", "coins]", Some(json!({"ticker": c}))),
-            CoinConfig(m) => s(bad, "CoinConfigIsNotFound", "coins", "coins]", Some(json!(m))),
+            NoSuchCoin(c) => s(
+                bad,
+                "NoSuchCoin",
+                "coins",
+                "coins]",
+                Some(json!({"coin": c})),
+            ),
+            AlreadyActive(c) => s(
+                bad,
+                "CoinIsAlreadyActivated",
+                "coins",
+                "coins]",
+                Some(json!({"ticker": c})),
+            ),
+            CoinConfig(m) => s(
+                bad,
+                "CoinConfigIsNotFound",
+                "coins",
+                "coins]",
+                Some(json!(m)),
+            ),
             NoPassphrase => s(internal, "Internal", "crypto", "crypto]", None),
-            ActivationFailed(e) | Electrum(e) => s(internal, "Transport", "electrum", "electrum]", Some(json!(e.to_string()))),
-            Timeout(d) => s(StatusCode::REQUEST_TIMEOUT, "Timeout", "rpc", "rpc]", Some(json!(d.as_secs_f64()))),
-            BatchTooLarge(..) => s(StatusCode::PAYLOAD_TOO_LARGE, "BatchTooLarge", "rpc", "rpc]", None),
+            ActivationFailed(e) | Electrum(e) => s(
+                internal,
+                "Transport",
+                "electrum",
+                "electrum]",
+                Some(json!(e.to_string())),
+            ),
+            Timeout(d) => s(
+                StatusCode::REQUEST_TIMEOUT,
+                "Timeout",
+                "rpc",
+                "rpc]",
+                Some(json!(d.as_secs_f64())),
+            ),
+            BatchTooLarge(..) => s(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BatchTooLarge",
+                "rpc",
+                "rpc]",
+                None,
+            ),
             Internal(m) => s(internal, "Internal", "rpc", "rpc]", Some(json!(m))),
         }
     }
@@ -172,7 +244,9 @@ mod tests {
         let (status, body) = RpcError::NoSuchCoin("RICK".into()).legacy();
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body, json!({"error": "No such coin: RICK"}));
-        let (_, body) = RpcError::InvalidMmRpcVersion("unknown variant `1.0`, expected `2.0`".into()).v2(Some(7));
+        let (_, body) =
+            RpcError::InvalidMmRpcVersion("unknown variant `1.0`, expected `2.0`".into())
+                .v2(Some(7));
         assert_eq!(body["error_type"], "InvalidMmRpcVersion");
         assert_eq!(body["error_data"], "unknown variant `1.0`, expected `2.0`");
         assert_eq!(body["id"], 7);

@@ -41,28 +41,54 @@ pub async fn handle(ctx: Arc<Ctx>, caller: Caller, req: Request<Incoming>) -> Ht
     if req.method() == Method::OPTIONS {
         let mut r = respond(&ctx, StatusCode::OK, Bytes::new(), "text/plain");
         let h = r.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type"));
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("3600"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Content-Type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("3600"),
+        );
         return r;
     }
     if req.method() != Method::POST {
-        return error_response(&ctx, StatusCode::INTERNAL_SERVER_ERROR, "Only POST requests are supported!");
+        return error_response(
+            &ctx,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Only POST requests are supported!",
+        );
     }
     let limits = &ctx.config.limits;
     let read = Limited::new(req.into_body(), limits.max_body_bytes).collect();
     let bytes = match tokio::time::timeout(limits.body_timeout, read).await {
         Err(_) => {
-            return error_response(&ctx, StatusCode::REQUEST_TIMEOUT, "Request body was not received in time")
+            return error_response(
+                &ctx,
+                StatusCode::REQUEST_TIMEOUT,
+                "Request body was not received in time",
+            )
         }
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             return error_response(
                 &ctx,
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("Request body is larger than the limit of {} bytes", limits.max_body_bytes),
+                format!(
+                    "Request body is larger than the limit of {} bytes",
+                    limits.max_body_bytes
+                ),
             )
         }
-        Ok(Err(e)) => return error_response(&ctx, StatusCode::BAD_REQUEST, format!("Could not read the request body: {e}")),
+        Ok(Err(e)) => {
+            return error_response(
+                &ctx,
+                StatusCode::BAD_REQUEST,
+                format!("Could not read the request body: {e}"),
+            )
+        }
         Ok(Ok(collected)) => collected.to_bytes(),
     };
     // KDF answers an unparsable body with 500 and serde's message.
@@ -73,7 +99,8 @@ pub async fn handle(ctx: Arc<Ctx>, caller: Caller, req: Request<Incoming>) -> Ht
     match parsed {
         Value::Array(items) => {
             if items.len() > limits.max_batch_items {
-                let (status, v) = RpcError::BatchTooLarge(items.len(), limits.max_batch_items).legacy();
+                let (status, v) =
+                    RpcError::BatchTooLarge(items.len(), limits.max_batch_items).legacy();
                 return json_response(&ctx, status, &v);
             }
             let slots = batch::run(&ctx, caller, items).await;
@@ -83,7 +110,9 @@ pub async fn handle(ctx: Arc<Ctx>, caller: Caller, req: Request<Incoming>) -> Ht
             let answer = batch::run_item(&ctx, caller, single).await;
             match answer.body {
                 AnswerBody::Json(v) => json_response(&ctx, answer.status, &v),
-                AnswerBody::Text(t) => respond(&ctx, answer.status, Bytes::from(t), "application/json"),
+                AnswerBody::Text(t) => {
+                    respond(&ctx, answer.status, Bytes::from(t), "application/json")
+                }
             }
         }
     }

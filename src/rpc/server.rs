@@ -82,7 +82,11 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
 }
 
 /// Runs the request on its own task, so a panic answers 500 instead of killing the connection.
-async fn guarded(ctx: Arc<Ctx>, caller: Caller, req: hyper::Request<hyper::body::Incoming>) -> HttpResponse {
+async fn guarded(
+    ctx: Arc<Ctx>,
+    caller: Caller,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> HttpResponse {
     let task = tokio::spawn(http::handle(ctx.clone(), caller, req));
     match task.await {
         Ok(r) => r,

@@ -71,7 +71,11 @@ static LEGACY: &[Method] = &[
 ];
 
 /// Methods answered with `"mmrpc": "2.0"` (and, by fallback, without it when legacy lacks them).
-static V2: &[Method] = &[method!("get_enabled_coins", false, coins::get_enabled_coins_v2)];
+static V2: &[Method] = &[method!(
+    "get_enabled_coins",
+    false,
+    coins::get_enabled_coins_v2
+)];
 
 /// Looks up a legacy method.
 pub fn legacy(name: &str) -> Option<&'static Method> {
