@@ -56,6 +56,10 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Time a client has to send its request body.
     pub body_timeout: Duration,
+    /// Most batch items (and single requests) running at once across all clients; more wait.
+    pub max_inflight_items: usize,
+    /// Largest response body; a larger answer is replaced by an error.
+    pub max_response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -70,6 +74,41 @@ impl Default for Limits {
             max_connections: 1024,
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
+            max_inflight_items: 20_000,
+            max_response_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// The brute-force defence's settings (see `rpc::auth`).
+#[derive(Debug, Clone)]
+pub struct AuthLimits {
+    /// Failed attempts within `window` that trigger a lock-out.
+    pub threshold: u32,
+    /// Window over which failures are counted.
+    pub window: Duration,
+    /// First lock-out; doubles with each repeat offence.
+    pub lockout: Duration,
+    /// Longest lock-out.
+    pub max_lockout: Duration,
+    /// One offence is forgiven per quiet period of this length.
+    pub decay: Duration,
+    /// Delay of every failed check, served one at a time per client IP.
+    pub delay: Duration,
+    /// Loopback clients are never locked out (they still get the delay).
+    pub exempt_loopback: bool,
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        AuthLimits {
+            threshold: 10,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(30),
+            max_lockout: Duration::from_secs(3600),
+            decay: Duration::from_secs(600),
+            delay: Duration::from_millis(250),
+            exempt_loopback: true,
         }
     }
 }
@@ -101,6 +140,8 @@ pub struct Config {
     pub coins_source: String,
     /// Bounds on requests.
     pub limits: Limits,
+    /// Brute-force defence.
+    pub auth: AuthLimits,
 }
 
 /// Where to look for files, as given by flags and the environment.
@@ -300,6 +341,12 @@ fn parse_limits(conf: &Value) -> Result<Limits, ConfigError> {
     if let Some(v) = positive("batch_concurrency")? {
         l.batch_concurrency = v as usize;
     }
+    if let Some(v) = positive("max_inflight_items")? {
+        l.max_inflight_items = v as usize;
+    }
+    if let Some(v) = positive("max_response_bytes")? {
+        l.max_response_bytes = v as usize;
+    }
     if let Some(v) = positive("max_connections")? {
         l.max_connections = v as usize;
     }
@@ -319,6 +366,28 @@ fn parse_limits(conf: &Value) -> Result<Limits, ConfigError> {
         l.drain_timeout = Duration::from_secs(v);
     }
     Ok(l)
+}
+
+fn parse_auth(conf: &Value) -> Result<AuthLimits, ConfigError> {
+    let mut a = AuthLimits::default();
+    if let Some(v) = opt_u64(conf, "auth_fail_threshold")? {
+        a.threshold = u32::try_from(v.max(1)).unwrap_or(u32::MAX);
+    }
+    let secs = |key: &str, target: &mut Duration| -> Result<(), ConfigError> {
+        if let Some(v) = opt_u64(conf, key)? {
+            *target = Duration::from_secs(v);
+        }
+        Ok(())
+    };
+    secs("auth_fail_window_sec", &mut a.window)?;
+    secs("auth_lockout_sec", &mut a.lockout)?;
+    secs("auth_lockout_max_sec", &mut a.max_lockout)?;
+    secs("auth_lockout_decay_sec", &mut a.decay)?;
+    if let Some(v) = opt_u64(conf, "auth_fail_delay_ms")? {
+        a.delay = Duration::from_millis(v);
+    }
+    a.exempt_loopback = opt_bool(conf, "auth_lockout_exempt_loopback", true)?;
+    Ok(a)
 }
 
 impl Config {
@@ -392,6 +461,7 @@ impl Config {
             coins,
             coins_source,
             limits: parse_limits(conf)?,
+            auth: parse_auth(conf)?,
         })
     }
 }

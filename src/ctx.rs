@@ -29,6 +29,10 @@ pub struct Ctx {
     pub keys: Option<KeyPair>,
     /// What we tell Electrum servers we are.
     pub client_name: String,
+    /// Permits for items running at once across all requests.
+    pub inflight: tokio::sync::Semaphore,
+    /// Failed-userpass counts and lock-outs.
+    pub auth: crate::rpc::auth::Guard,
     shutdown: watch::Sender<bool>,
 }
 
@@ -43,6 +47,8 @@ impl Ctx {
             .transpose()?;
         let client_name = format!("{} GUI/MM2 {}", config.gui, crate::version_string());
         Ok(Ctx {
+            auth: crate::rpc::auth::Guard::new(config.auth.clone()),
+            inflight: tokio::sync::Semaphore::new(config.limits.max_inflight_items),
             config,
             registry,
             coins: ActiveCoins::default(),

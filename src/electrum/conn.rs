@@ -150,6 +150,7 @@ impl Connection {
             return Err(ElectrumError::Closed(self.label.clone()));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(server = %self.label, method, id, "electrum request");
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id, tx);
         let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
@@ -212,6 +213,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             Value::Array(items).to_string()
         };
         line.push('\n');
+        tracing::trace!(bytes = line.len(), "electrum write");
         if write.write_all(line.as_bytes()).await.is_err() || write.flush().await.is_err() {
             closed.store(true, Ordering::Release);
             return;

@@ -9,11 +9,16 @@ use serde_json::Value;
 use std::sync::Arc;
 
 /// One item under the per-item time limit; used for single requests too.
-pub async fn run_item(ctx: &Arc<Ctx>, caller: Caller, item: Value) -> Answer {
+pub async fn run_item(ctx: &Arc<Ctx>, caller: &Caller, item: Value) -> Answer {
     let limit = ctx.config.limits.item_timeout;
     let v2 = item.get("mmrpc").is_some_and(|v| !v.is_null());
     let id = item.get("id").and_then(Value::as_u64);
-    match tokio::time::timeout(limit, dispatch::process(ctx, caller, item)).await {
+    let work = async {
+        // Queue for a global slot rather than fail: the item's time limit bounds the wait.
+        let _permit = ctx.inflight.acquire().await;
+        dispatch::process(ctx, caller, item).await
+    };
+    match tokio::time::timeout(limit, work).await {
         Ok(answer) => answer,
         Err(_) => {
             let err = RpcError::Timeout(limit);
@@ -27,7 +32,7 @@ pub async fn run_item(ctx: &Arc<Ctx>, caller: Caller, item: Value) -> Answer {
 }
 
 /// Runs every item and returns the slots in request order (the caller checked the item cap).
-pub async fn run(ctx: &Arc<Ctx>, caller: Caller, items: Vec<Value>) -> Vec<Value> {
+pub async fn run(ctx: &Arc<Ctx>, caller: &Caller, items: Vec<Value>) -> Vec<Value> {
     let width = ctx.config.limits.batch_concurrency.max(1);
     // `buffered` keeps the input order while running up to `width` items at once, so every slot
     // is filled exactly once and where its request stood.

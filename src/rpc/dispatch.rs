@@ -52,10 +52,22 @@ impl Answer {
 }
 
 /// Who sent the request, for the local-only and brute-force checks.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Caller {
     /// The TCP peer address.
     pub ip: IpAddr,
+    /// Shared by the items of one HTTP request, so a batch counts as one attempt.
+    pub attempt: Arc<super::auth::Attempt>,
+}
+
+impl Caller {
+    /// A caller for one new HTTP request.
+    pub fn new(ip: IpAddr) -> Caller {
+        Caller {
+            ip,
+            attempt: Arc::default(),
+        }
+    }
 }
 
 /// The mmrpc 2.0 envelope; unknown keys are refused, as KDF does.
@@ -78,7 +90,7 @@ enum MmRpcVersion {
 }
 
 /// Answers one request object (or anything else found where one should be).
-pub async fn process(ctx: &Arc<Ctx>, caller: Caller, item: Value) -> Answer {
+pub async fn process(ctx: &Arc<Ctx>, caller: &Caller, item: Value) -> Answer {
     let Value::Object(mut obj) = item else {
         return Answer::legacy_error(&RpcError::NotAnObject(kind_of(&item)));
     };
@@ -111,32 +123,41 @@ fn kind_of(v: &Value) -> &'static str {
 }
 
 /// Checks the caller may run `m` with the `userpass` given.
-fn admit(ctx: &Ctx, caller: Caller, m: &Method, userpass: Option<&Value>) -> Result<(), RpcError> {
+async fn admit(
+    ctx: &Ctx,
+    caller: &Caller,
+    m: &Method,
+    userpass: Option<&Value>,
+) -> Result<(), RpcError> {
     if m.public {
         return Ok(());
     }
     if ctx.config.rpc_local_only && !caller.ip.is_loopback() {
         return Err(RpcError::LocalHostOnly);
     }
-    super::auth::check(ctx, caller, userpass)
+    super::auth::check(ctx, caller, userpass).await
 }
 
 async fn legacy_call(
     ctx: &Arc<Ctx>,
-    caller: Caller,
+    caller: &Caller,
     m: &'static Method,
     obj: Map<String, Value>,
 ) -> Answer {
-    if let Err(e) = admit(ctx, caller, m, obj.get("userpass")) {
+    if let Err(e) = admit(ctx, caller, m, obj.get("userpass")).await {
         return Answer::legacy_error(&e);
     }
+    tracing::trace!(method = m.name, "legacy item");
     match (m.handler)(ctx.clone(), Value::Object(obj)).await {
         Ok(reply) => reply_answer(reply, |v| v),
-        Err(e) => Answer::legacy_error(&e),
+        Err(e) => {
+            tracing::debug!(method = m.name, error = %e, "legacy item failed");
+            Answer::legacy_error(&e)
+        }
     }
 }
 
-async fn v2(ctx: &Arc<Ctx>, caller: Caller, obj: Map<String, Value>) -> Answer {
+async fn v2(ctx: &Arc<Ctx>, caller: &Caller, obj: Map<String, Value>) -> Answer {
     let raw_id = obj.get("id").and_then(Value::as_u64);
     let fail = |e: RpcError, id| {
         let (status, v) = e.v2(id);
@@ -155,12 +176,12 @@ async fn v2(ctx: &Arc<Ctx>, caller: Caller, obj: Map<String, Value>) -> Answer {
     let Some(m) = methods::v2(&req.method) else {
         // Auth first, so the method table is not probed without the password.
         let probe = Method::private_probe();
-        return match admit(ctx, caller, &probe, userpass.as_ref()) {
+        return match admit(ctx, caller, &probe, userpass.as_ref()).await {
             Err(e) => fail(e, id),
             Ok(()) => fail(RpcError::NoSuchMethod, id),
         };
     };
-    if let Err(e) = admit(ctx, caller, m, userpass.as_ref()) {
+    if let Err(e) = admit(ctx, caller, m, userpass.as_ref()).await {
         return fail(e, id);
     }
     match (m.handler)(ctx.clone(), req.params).await {

@@ -16,7 +16,7 @@ pub enum RpcError {
     #[error("Userpass is invalid!")]
     UserpassInvalid,
     /// Too many wrong userpasses from this client; retry later.
-    #[error("Userpass is invalid! Too many failed attempts from this address: retry in {0} s")]
+    #[error("Too many failed userpass attempts from this address: locked out, retry in {0} s")]
     LockedOut(u64),
     /// A non-public method from a non-loopback client while `rpc_local_only` is on.
     #[error("Selected method can be called from localhost only!")]

@@ -27,9 +27,20 @@ fn respond(ctx: &Ctx, status: StatusCode, body: Bytes, content_type: &'static st
     r
 }
 
-/// A JSON response.
+/// A JSON response; one over `max_response_bytes` becomes an error instead.
 pub fn json_response(ctx: &Ctx, status: StatusCode, v: &Value) -> HttpResponse {
-    respond(ctx, status, Bytes::from(v.to_string()), "application/json")
+    let body = v.to_string();
+    let limit = ctx.config.limits.max_response_bytes;
+    if body.len() > limit {
+        let msg = json!({"error": format!("Response of {} bytes is larger than the limit of {limit} bytes; split the batch", body.len())});
+        return respond(
+            ctx,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Bytes::from(msg.to_string()),
+            "application/json",
+        );
+    }
+    respond(ctx, status, Bytes::from(body), "application/json")
 }
 
 fn error_response(ctx: &Ctx, status: StatusCode, msg: impl Into<String>) -> HttpResponse {
@@ -91,11 +102,20 @@ pub async fn handle(ctx: Arc<Ctx>, caller: Caller, req: Request<Incoming>) -> Ht
         }
         Ok(Ok(collected)) => collected.to_bytes(),
     };
-    // KDF answers an unparsable body with 500 and serde's message.
+    // KDF answers an unparsable body with 500 and serde's message (which quotes no input).
     let parsed: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
-        Err(e) => return error_response(&ctx, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => {
+            tracing::debug!(ip = %caller.ip, bytes = bytes.len(), error = %e, "unparsable body");
+            return error_response(&ctx, StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
     };
+    tracing::debug!(
+        ip = %caller.ip,
+        bytes = bytes.len(),
+        items = parsed.as_array().map_or(1, Vec::len),
+        "request"
+    );
     match parsed {
         Value::Array(items) => {
             if items.len() > limits.max_batch_items {
@@ -103,11 +123,11 @@ pub async fn handle(ctx: Arc<Ctx>, caller: Caller, req: Request<Incoming>) -> Ht
                     RpcError::BatchTooLarge(items.len(), limits.max_batch_items).legacy();
                 return json_response(&ctx, status, &v);
             }
-            let slots = batch::run(&ctx, caller, items).await;
+            let slots = batch::run(&ctx, &caller, items).await;
             json_response(&ctx, StatusCode::OK, &Value::Array(slots))
         }
         single => {
-            let answer = batch::run_item(&ctx, caller, single).await;
+            let answer = batch::run_item(&ctx, &caller, single).await;
             match answer.body {
                 AnswerBody::Json(v) => json_response(&ctx, answer.status, &v),
                 AnswerBody::Text(t) => {

@@ -9,7 +9,7 @@
 //! - `error`: every error and its legacy and mmrpc 2.0 shapes.
 //! - `methods`: the dispatch tables and the handlers.
 
-mod auth;
+pub(crate) mod auth;
 mod batch;
 mod dispatch;
 pub mod error;

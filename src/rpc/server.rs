@@ -27,6 +27,15 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     tokio::pin!(shutdown);
+    let pruner = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                ctx.auth.prune();
+            }
+        })
+    };
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -43,7 +52,7 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
         };
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(stream);
-        let caller = Caller { ip: peer.ip() };
+        let ip = peer.ip();
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             let ctx = ctx.clone();
             let svc = service_fn(move |_req| {
@@ -61,7 +70,7 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
         let ctx = ctx.clone();
         let svc = service_fn(move |req| {
             let ctx = ctx.clone();
-            async move { Ok::<_, Infallible>(guarded(ctx, caller, req).await) }
+            async move { Ok::<_, Infallible>(guarded(ctx, Caller::new(ip), req).await) }
         });
         let conn = graceful.watch(builder.serve_connection(io, svc));
         tokio::spawn(async move {
@@ -72,6 +81,7 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
         });
     }
     drop(listener);
+    pruner.abort();
     tracing::info!("shutting down: no new connections, draining in-flight requests");
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections drained"),
