@@ -61,12 +61,25 @@ impl Client {
         method: &str,
         body: impl Into<Bytes>,
     ) -> Result<RawResponse, ClientError> {
+        self.send_with_headers(method, body, &[]).await
+    }
+
+    /// Sends a request with extra headers.
+    pub async fn send_with_headers(
+        &mut self,
+        method: &str,
+        body: impl Into<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> Result<RawResponse, ClientError> {
         self.sender.ready().await?;
-        let req = Request::builder()
+        let mut builder = Request::builder()
             .method(method)
             .uri("/")
-            .header("host", "127.0.0.1")
-            .body(Full::new(body.into()))?;
+            .header("host", "127.0.0.1");
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let req = builder.body(Full::new(body.into()))?;
         let resp = self.sender.send_request(req).await?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();

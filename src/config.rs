@@ -60,6 +60,8 @@ pub struct Limits {
     pub max_inflight_items: usize,
     /// Largest response body; a larger answer is replaced by an error.
     pub max_response_bytes: usize,
+    /// Most items of a method in one batch; items past the cap get an error slot.
+    pub method_caps: std::collections::HashMap<String, usize>,
 }
 
 impl Default for Limits {
@@ -76,6 +78,11 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(30),
             max_inflight_items: 20_000,
             max_response_bytes: 64 * 1024 * 1024,
+            // Generous enough for a GUI that activates every coin it lists at start-up.
+            method_caps: [("electrum", 500), ("disable_coin", 500), ("stop", 1)]
+                .into_iter()
+                .map(|(m, n)| (m.to_string(), n))
+                .collect(),
         }
     }
 }
@@ -346,6 +353,24 @@ fn parse_limits(conf: &Value) -> Result<Limits, ConfigError> {
     }
     if let Some(v) = positive("max_response_bytes")? {
         l.max_response_bytes = v as usize;
+    }
+    match conf.get("batch_method_caps") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(caps)) => {
+            for (method, cap) in caps {
+                let n = cap.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "batch_method_caps.{method} must be a positive integer"
+                    ))
+                })?;
+                l.method_caps.insert(method.clone(), n as usize);
+            }
+        }
+        Some(_) => {
+            return Err(ConfigError::Invalid(
+                "batch_method_caps must be an object of method: positive integer".into(),
+            ))
+        }
     }
     if let Some(v) = positive("max_connections")? {
         l.max_connections = v as usize;

@@ -22,6 +22,8 @@ pub struct UtxoCoin {
     pub seq: u64,
     /// The coin's Electrum servers.
     pub pool: PoolHandle,
+    /// The activation request (without the userpass), to re-activate the coin as it was.
+    pub activation: serde_json::Value,
 }
 
 /// Address and scripthashes of `key` for a coin in a format.

@@ -1,18 +1,37 @@
-//! The batch runner: items run concurrently (up to `batch_concurrency` at a time), each under its
-//! own time limit, and the answer has one slot per item in request order.
+//! The batch runner. Items run concurrently (up to `batch_concurrency` at a time), each under its
+//! own time limit, and the answer has one slot per item in request order (none for JSON-RPC
+//! notifications). Two kdfd rules on top of KDF's:
+//!
+//! - Dependency safety: an item that names a coin waits for the earlier items of the same batch
+//!   that activate or disable that coin, and an activation or deactivation also waits for the
+//!   earlier items that use the coin. Items for other coins still run side by side.
+//! - Per-method caps: items of a method past its cap get an error slot and do not run.
 
-use super::dispatch::{self, Answer, Caller};
+use super::dispatch::{self, Answer, Caller, Dialect};
 use super::error::RpcError;
 use crate::ctx::Ctx;
 use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Methods that activate or deactivate the coin they name.
+const COIN_MUTATORS: &[&str] = &["electrum", "disable_coin"];
 
 /// One item under the per-item time limit; used for single requests too.
 pub async fn run_item(ctx: &Arc<Ctx>, caller: &Caller, item: Value) -> Answer {
     let limit = ctx.config.limits.item_timeout;
-    let v2 = item.get("mmrpc").is_some_and(|v| !v.is_null());
-    let id = item.get("id").and_then(Value::as_u64);
+    let copy_for_error = || match Dialect::of(&item) {
+        // Only the envelope fields matter for an error answer.
+        Dialect::Legacy => Value::Null,
+        _ => serde_json::json!({
+            "jsonrpc": item.get("jsonrpc"),
+            "mmrpc": item.get("mmrpc"),
+            "id": item.get("id"),
+        }),
+    };
+    let envelope = copy_for_error();
     let work = async {
         // Queue for a global slot rather than fail: the item's time limit bounds the wait.
         let _permit = ctx.inflight.acquire().await;
@@ -20,25 +39,99 @@ pub async fn run_item(ctx: &Arc<Ctx>, caller: &Caller, item: Value) -> Answer {
     };
     match tokio::time::timeout(limit, work).await {
         Ok(answer) => answer,
-        Err(_) => {
-            let err = RpcError::Timeout(limit);
-            let (status, body) = if v2 { err.v2(id) } else { err.legacy() };
-            Answer {
-                status,
-                body: dispatch::Body::Json(body),
+        Err(_) => Answer::error_for(&strip_nulls(envelope), &RpcError::Timeout(limit)),
+    }
+}
+
+fn strip_nulls(mut v: Value) -> Value {
+    if let Value::Object(m) = &mut v {
+        m.retain(|_, v| !v.is_null());
+    }
+    v
+}
+
+/// The method and coin an item names, whatever its dialect.
+fn method_and_coin(item: &Value) -> (Option<&str>, Option<&str>) {
+    let method = item.get("method").and_then(Value::as_str);
+    fn coin_of(v: &Value) -> Option<&str> {
+        v.get("coin")
+            .or_else(|| v.get("ticker"))
+            .and_then(Value::as_str)
+    }
+    let coin = match Dialect::of(item) {
+        Dialect::Legacy => item.get("coin").and_then(Value::as_str),
+        _ => item.get("params").and_then(coin_of),
+    };
+    (method, coin)
+}
+
+/// For each item: the earlier items it waits for, and whether it is over its method's cap.
+struct Plan {
+    deps: Vec<Vec<usize>>,
+    over_cap: Vec<Option<RpcError>>,
+}
+
+fn plan(ctx: &Ctx, items: &[Value]) -> Plan {
+    let caps = &ctx.config.limits.method_caps;
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    // Per coin: the last mutator, and the users since it.
+    let mut last_mutator: HashMap<&str, usize> = HashMap::new();
+    let mut users_since: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut deps = Vec::with_capacity(items.len());
+    let mut over_cap = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let (method, coin) = method_and_coin(item);
+        over_cap.push(method.and_then(|m| {
+            let cap = *caps.get(m)?;
+            let n = counts.entry(m).or_default();
+            *n += 1;
+            (*n > cap).then(|| RpcError::OverMethodCap(m.to_string(), cap))
+        }));
+        let mut mine = Vec::new();
+        if let (Some(m), Some(c)) = (method, coin) {
+            mine.extend(last_mutator.get(c).copied());
+            if COIN_MUTATORS.contains(&m) {
+                mine.extend(users_since.remove(c).unwrap_or_default());
+                last_mutator.insert(c, i);
+            } else {
+                users_since.entry(c).or_default().push(i);
             }
         }
+        deps.push(mine);
     }
+    Plan { deps, over_cap }
 }
 
 /// Runs every item and returns the slots in request order (the caller checked the item cap).
 pub async fn run(ctx: &Arc<Ctx>, caller: &Caller, items: Vec<Value>) -> Vec<Value> {
     let width = ctx.config.limits.batch_concurrency.max(1);
+    let Plan { deps, mut over_cap } = plan(ctx, &items);
+    let done: Vec<watch::Sender<bool>> = items.iter().map(|_| watch::channel(false).0).collect();
+    let done = &done;
+    let jobs = items
+        .into_iter()
+        .zip(deps)
+        .enumerate()
+        .map(|(i, (item, deps))| {
+            let capped = over_cap[i].take();
+            async move {
+                for d in deps {
+                    // A dependency is always earlier, so it is running or done: no deadlock.
+                    let _ = done[d].subscribe().wait_for(|finished| *finished).await;
+                }
+                let answer = match capped {
+                    Some(e) => Answer::error_for(&item, &e),
+                    None => run_item(ctx, caller, item).await,
+                };
+                done[i].send_replace(true);
+                answer.into_slot()
+            }
+        });
     // `buffered` keeps the input order while running up to `width` items at once, so every slot
     // is filled exactly once and where its request stood.
-    stream::iter(items)
-        .map(|item| async move { run_item(ctx, caller, item).await.into_slot() })
+    stream::iter(jobs)
         .buffered(width)
+        .filter_map(|slot| async move { slot })
         .collect()
         .await
 }

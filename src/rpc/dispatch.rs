@@ -26,10 +26,37 @@ pub enum Body {
     Json(Value),
     /// Plain text (`help`): the batch slot is `null`.
     Text(String),
+    /// A JSON-RPC 2.0 notification: no slot at all.
+    Nothing,
+}
+
+/// The three request dialects kdfd answers, each in its own shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// KDF's legacy envelope: no `mmrpc`.
+    Legacy,
+    /// KDF's `"mmrpc": "2.0"` envelope.
+    MmRpc,
+    /// JSON-RPC 2.0 (`"jsonrpc"` present): a kdfd extension.
+    JsonRpc,
+}
+
+impl Dialect {
+    /// The dialect an item asks for.
+    pub fn of(item: &Value) -> Dialect {
+        if item.get("jsonrpc").is_some() {
+            Dialect::JsonRpc
+        } else if item.get("mmrpc").is_some_and(|v| !v.is_null()) {
+            Dialect::MmRpc
+        } else {
+            Dialect::Legacy
+        }
+    }
 }
 
 impl Answer {
-    fn json(status: StatusCode, v: Value) -> Answer {
+    /// A JSON answer.
+    pub fn json(status: StatusCode, v: Value) -> Answer {
         Answer {
             status,
             body: Body::Json(v),
@@ -42,11 +69,30 @@ impl Answer {
         Answer::json(status, v)
     }
 
-    /// The batch slot of this answer.
-    pub fn into_slot(self) -> Value {
+    /// An error answer in the dialect of `item`.
+    pub fn error_for(item: &Value, e: &RpcError) -> Answer {
+        match Dialect::of(item) {
+            Dialect::Legacy => Answer::legacy_error(e),
+            Dialect::MmRpc => {
+                let (status, v) = e.v2(item.get("id").and_then(Value::as_u64));
+                Answer::json(status, v)
+            }
+            Dialect::JsonRpc => match item.get("id") {
+                None => Answer {
+                    status: StatusCode::NO_CONTENT,
+                    body: Body::Nothing,
+                },
+                Some(id) => Answer::json(StatusCode::OK, e.jsonrpc(id.clone())),
+            },
+        }
+    }
+
+    /// The batch slot of this answer; `None` for a notification.
+    pub fn into_slot(self) -> Option<Value> {
         match self.body {
-            Body::Json(v) => v,
-            Body::Text(_) => Value::Null,
+            Body::Json(v) => Some(v),
+            Body::Text(_) => Some(Value::Null),
+            Body::Nothing => None,
         }
     }
 }
@@ -58,14 +104,17 @@ pub struct Caller {
     pub ip: IpAddr,
     /// Shared by the items of one HTTP request, so a batch counts as one attempt.
     pub attempt: Arc<super::auth::Attempt>,
+    /// The password of an `Authorization` header (JSON-RPC 2.0 items only).
+    pub header_userpass: Option<Arc<str>>,
 }
 
 impl Caller {
     /// A caller for one new HTTP request.
-    pub fn new(ip: IpAddr) -> Caller {
+    pub fn new(ip: IpAddr, header_userpass: Option<String>) -> Caller {
         Caller {
             ip,
             attempt: Arc::default(),
+            header_userpass: header_userpass.map(Arc::from),
         }
     }
 }
@@ -94,6 +143,9 @@ pub async fn process(ctx: &Arc<Ctx>, caller: &Caller, item: Value) -> Answer {
     let Value::Object(mut obj) = item else {
         return Answer::legacy_error(&RpcError::NotAnObject(kind_of(&item)));
     };
+    if obj.contains_key("jsonrpc") {
+        return super::jsonrpc::process(ctx, caller, obj).await;
+    }
     if obj.get("mmrpc").is_some_and(|v| !v.is_null()) {
         return v2(ctx, caller, obj).await;
     }
@@ -111,7 +163,8 @@ pub async fn process(ctx: &Arc<Ctx>, caller: &Caller, item: Value) -> Answer {
     }
 }
 
-fn kind_of(v: &Value) -> &'static str {
+/// A short name of a JSON value's type, for messages.
+pub fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -123,7 +176,7 @@ fn kind_of(v: &Value) -> &'static str {
 }
 
 /// Checks the caller may run `m` with the `userpass` given.
-async fn admit(
+pub async fn admit(
     ctx: &Ctx,
     caller: &Caller,
     m: &Method,
@@ -193,7 +246,8 @@ async fn v2(ctx: &Arc<Ctx>, caller: &Caller, obj: Map<String, Value>) -> Answer 
     }
 }
 
-fn reply_answer(reply: Reply, wrap: impl FnOnce(Value) -> Value) -> Answer {
+/// Turns a handler's reply into an answer; `wrap` shapes a JSON success.
+pub fn reply_answer(reply: Reply, wrap: impl FnOnce(Value) -> Value) -> Answer {
     match reply {
         Reply::Json(v) => Answer::json(StatusCode::OK, wrap(v)),
         Reply::Status(status, v) => Answer::json(status, v),

@@ -57,9 +57,12 @@ pub enum RpcError {
     /// The item ran past its time limit.
     #[error("Request timed out after {0:?}")]
     Timeout(Duration),
-    /// A batch larger than `max_batch_items`.
+    /// A batch larger than `max_batch_items`, or an item past its method's per-batch cap.
     #[error("Batch has {0} items; the limit is {1}")]
     BatchTooLarge(usize, usize),
+    /// An item past its method's per-batch cap.
+    #[error("Batch holds more than {1} '{0}' items; this one is over the cap")]
+    OverMethodCap(String, usize),
     /// Something that should not happen.
     #[error("Internal error: {0}")]
     Internal(String),
@@ -182,6 +185,13 @@ impl RpcError {
                 "rpc]",
                 None,
             ),
+            OverMethodCap(m, cap) => s(
+                StatusCode::TOO_MANY_REQUESTS,
+                "OverMethodCap",
+                "rpc",
+                "rpc]",
+                Some(json!({"method": m, "cap": cap})),
+            ),
             Internal(m) => s(internal, "Internal", "rpc", "rpc]", Some(json!(m))),
         }
     }
@@ -206,6 +216,45 @@ impl RpcError {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         (status, json!({ "error": self.legacy_text() }))
+    }
+
+    /// The JSON-RPC 2.0 error code: the standard ones, and kdfd's application codes
+    /// (documented in docs/rpc.md).
+    pub fn jsonrpc_code(&self) -> i64 {
+        use RpcError::*;
+        match self {
+            InvalidRequest(_) | NotAnObject(_) | InvalidMmRpcVersion(_) => -32600,
+            NoSuchMethod => -32601,
+            InvalidParams(_) => -32602,
+            Internal(_) => -32603,
+            UserpassNotSet => -32001,
+            UserpassInvalid => -32002,
+            LockedOut(_) => -32003,
+            LocalHostOnly => -32004,
+            NoSuchCoin(_) => -32010,
+            AlreadyActive(_) => -32011,
+            CoinConfig(_) => -32012,
+            NoPassphrase => -32013,
+            ActivationFailed(_) => -32020,
+            Electrum(_) => -32021,
+            Timeout(_) => -32030,
+            BatchTooLarge(..) | OverMethodCap(..) => -32031,
+        }
+    }
+
+    /// The JSON-RPC 2.0 error response: `data` carries kdfd's error type and data.
+    pub fn jsonrpc(&self, id: Value) -> Value {
+        let shape = self.shape();
+        let mut data = Map::new();
+        data.insert("error_type".into(), json!(shape.error_type));
+        if let Some(d) = shape.data {
+            data.insert("error_data".into(), d);
+        }
+        json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {"code": self.jsonrpc_code(), "message": self.to_string(), "data": data},
+        })
     }
 
     /// The mmrpc 2.0 answer, with the request's `id` echoed.

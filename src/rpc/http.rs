@@ -11,7 +11,13 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
+use std::net::IpAddr;
 use std::sync::Arc;
+
+/// Whether raw bytes mention a `"jsonrpc"` member.
+fn memchr_jsonrpc(bytes: &[u8]) -> bool {
+    bytes.windows(9).any(|w| w == b"\"jsonrpc\"")
+}
 
 /// The response type of every request.
 pub type HttpResponse = Response<Full<Bytes>>;
@@ -48,7 +54,27 @@ fn error_response(ctx: &Ctx, status: StatusCode, msg: impl Into<String>) -> Http
 }
 
 /// Handles one HTTP request; never fails (every problem is a JSON error response).
-pub async fn handle(ctx: Arc<Ctx>, caller: Caller, req: Request<Incoming>) -> HttpResponse {
+/// The password of an `Authorization: Basic` (password part) or `Bearer` header.
+fn header_userpass(req: &Request<Incoming>) -> Option<String> {
+    use bitcoin::base64::Engine;
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" => Some(rest.trim().to_string()),
+        "basic" => {
+            let decoded = bitcoin::base64::engine::general_purpose::STANDARD
+                .decode(rest.trim())
+                .ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            text.split_once(':').map(|(_, pass)| pass.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Handles one HTTP request; never fails (every problem is a JSON error response).
+pub async fn handle(ctx: Arc<Ctx>, ip: IpAddr, req: Request<Incoming>) -> HttpResponse {
+    let caller = Caller::new(ip, header_userpass(&req));
     if req.method() == Method::OPTIONS {
         let mut r = respond(&ctx, StatusCode::OK, Bytes::new(), "text/plain");
         let h = r.headers_mut();
@@ -107,6 +133,11 @@ pub async fn handle(ctx: Arc<Ctx>, caller: Caller, req: Request<Incoming>) -> Ht
         Ok(v) => v,
         Err(e) => {
             tracing::debug!(ip = %caller.ip, bytes = bytes.len(), error = %e, "unparsable body");
+            // A body that speaks JSON-RPC gets its parse error (-32700) in that dialect.
+            if memchr_jsonrpc(&bytes) {
+                let v = super::jsonrpc::parse_error(&e.to_string());
+                return json_response(&ctx, StatusCode::INTERNAL_SERVER_ERROR, &v);
+            }
             return error_response(&ctx, StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
         }
     };
@@ -123,8 +154,27 @@ pub async fn handle(ctx: Arc<Ctx>, caller: Caller, req: Request<Incoming>) -> Ht
                     RpcError::BatchTooLarge(items.len(), limits.max_batch_items).legacy();
                 return json_response(&ctx, status, &v);
             }
+            let was_empty = items.is_empty();
             let slots = batch::run(&ctx, &caller, items).await;
+            if slots.is_empty() && !was_empty {
+                // Only JSON-RPC notifications: nothing to answer.
+                return respond(
+                    &ctx,
+                    StatusCode::NO_CONTENT,
+                    Bytes::new(),
+                    "application/json",
+                );
+            }
             json_response(&ctx, StatusCode::OK, &Value::Array(slots))
+        }
+        Value::Object(obj) if super::atomic::is_envelope(&obj) => {
+            match super::atomic::run(&ctx, &caller, obj).await {
+                Ok(v) => json_response(&ctx, StatusCode::OK, &v),
+                Err(e) => {
+                    let (status, v) = e.legacy();
+                    json_response(&ctx, status, &v)
+                }
+            }
         }
         single => {
             let answer = batch::run_item(&ctx, &caller, single).await;
@@ -133,6 +183,12 @@ pub async fn handle(ctx: Arc<Ctx>, caller: Caller, req: Request<Incoming>) -> Ht
                 AnswerBody::Text(t) => {
                     respond(&ctx, answer.status, Bytes::from(t), "application/json")
                 }
+                AnswerBody::Nothing => respond(
+                    &ctx,
+                    StatusCode::NO_CONTENT,
+                    Bytes::new(),
+                    "application/json",
+                ),
             }
         }
     }

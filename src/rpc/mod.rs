@@ -3,17 +3,21 @@
 //!
 //! - `server`: accept loop, connection limit, graceful shutdown.
 //! - `http`: one HTTP request → body checks → single item or batch.
-//! - `batch`: concurrent items, answers in request order.
+//! - `batch`: concurrent items, answers in request order, dependency-safe, per-method caps.
+//! - `atomic`: `{"batch", "atomicBatch"}` envelopes: all-or-nothing item sets with rollback.
+//! - `jsonrpc`: the JSON-RPC 2.0 dialect.
 //! - `dispatch`: one item → envelope, local-only, userpass, handler.
 //! - `auth`: the userpass check.
 //! - `error`: every error and its legacy and mmrpc 2.0 shapes.
 //! - `methods`: the dispatch tables and the handlers.
 
+mod atomic;
 pub(crate) mod auth;
 mod batch;
 mod dispatch;
 pub mod error;
 mod http;
+mod jsonrpc;
 mod methods;
 mod server;
 

@@ -1,7 +1,6 @@
 //! The accept loop: a connection limit (503 past it), header and body timeouts, one task per
 //! connection and per request, and a graceful shutdown that answers what is in flight.
 
-use super::dispatch::Caller;
 use super::http::{self, HttpResponse};
 use crate::ctx::Ctx;
 use hyper::service::service_fn;
@@ -70,7 +69,7 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
         let ctx = ctx.clone();
         let svc = service_fn(move |req| {
             let ctx = ctx.clone();
-            async move { Ok::<_, Infallible>(guarded(ctx, Caller::new(ip), req).await) }
+            async move { Ok::<_, Infallible>(guarded(ctx, ip, req).await) }
         });
         let conn = graceful.watch(builder.serve_connection(io, svc));
         tokio::spawn(async move {
@@ -94,10 +93,10 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
 /// Runs the request on its own task, so a panic answers 500 instead of killing the connection.
 async fn guarded(
     ctx: Arc<Ctx>,
-    caller: Caller,
+    ip: std::net::IpAddr,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> HttpResponse {
-    let task = tokio::spawn(http::handle(ctx.clone(), caller, req));
+    let task = tokio::spawn(http::handle(ctx.clone(), ip, req));
     match task.await {
         Ok(r) => r,
         Err(e) => {

@@ -117,6 +117,13 @@ pub async fn electrum(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
         requires_notarization,
         seq: ctx.coins.next_seq(),
         pool,
+        activation: {
+            let mut r = req.clone();
+            if let Some(o) = r.as_object_mut() {
+                o.remove("userpass");
+            }
+            r
+        },
     });
     let balance = coin.balance().await.map_err(RpcError::ActivationFailed)?;
     reservation.commit(coin.clone());

@@ -1,0 +1,147 @@
+//! The JSON-RPC 2.0 dialect (a kdfd extension): items with `"jsonrpc": "2.0"` call the same
+//! methods as KDF's envelopes, with `params` as an object, `id` matching, standard error codes,
+//! notifications, and the userpass in `params.userpass` or an `Authorization` header.
+
+use super::dispatch::{admit, reply_answer, Answer, Body, Caller};
+use super::error::RpcError;
+use super::methods::{self, Method};
+use crate::ctx::Ctx;
+use hyper::StatusCode;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+/// A JSON-RPC 2.0 error answer (or nothing, for a notification).
+fn error(id: &Option<Value>, e: &RpcError) -> Answer {
+    match id {
+        None => Answer {
+            status: StatusCode::NO_CONTENT,
+            body: Body::Nothing,
+        },
+        Some(id) => Answer::json(StatusCode::OK, e.jsonrpc(id.clone())),
+    }
+}
+
+/// The -32700 answer to a body that is not JSON, when it looks like JSON-RPC.
+pub fn parse_error(message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": format!("Parse error: {message}")}})
+}
+
+/// Answers one JSON-RPC 2.0 item.
+pub async fn process(ctx: &Arc<Ctx>, caller: &Caller, mut obj: Map<String, Value>) -> Answer {
+    // An id of a type JSON-RPC does not allow is answered with a null id, as the spec says.
+    let id = match obj.remove("id") {
+        None => None,
+        Some(v @ (Value::Null | Value::Number(_) | Value::String(_))) => Some(v),
+        Some(_) => {
+            return error(
+                &Some(Value::Null),
+                &RpcError::InvalidRequest("id must be a string, a number or null".into()),
+            )
+        }
+    };
+    if obj.get("jsonrpc") != Some(&json!("2.0")) {
+        let e = RpcError::InvalidRequest("jsonrpc must be exactly \"2.0\"".into());
+        return error(&id.or(Some(Value::Null)), &e);
+    }
+    let name = match obj.remove("method") {
+        Some(Value::String(m)) => m,
+        _ => {
+            let e = RpcError::InvalidRequest("method must be a string".into());
+            return error(&id.or(Some(Value::Null)), &e);
+        }
+    };
+    let mut params = match obj.remove("params") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(p)) => p,
+        Some(other) => {
+            let e = RpcError::InvalidParams(format!(
+                "params must be an object of named parameters, got {}",
+                super::dispatch::kind_of(&other)
+            ));
+            return error(&id, &e);
+        }
+    };
+    if let Some(extra) = obj.keys().find(|k| *k != "jsonrpc") {
+        let e = RpcError::InvalidRequest(format!("unknown member '{extra}'"));
+        return error(&id, &e);
+    }
+    let userpass = params.remove("userpass").or_else(|| {
+        caller
+            .header_userpass
+            .as_deref()
+            .map(|p| Value::String(p.to_string()))
+    });
+    let answer = run(ctx, caller, &name, params, userpass).await;
+    let answer = match answer {
+        Ok(v) => Answer::json(
+            StatusCode::OK,
+            json!({"jsonrpc": "2.0", "id": id, "result": v}),
+        ),
+        Err(e) => error(&id, &e),
+    };
+    if id.is_none() {
+        // A notification runs, but gets no slot.
+        return Answer {
+            status: StatusCode::NO_CONTENT,
+            body: Body::Nothing,
+        };
+    }
+    answer
+}
+
+async fn run(
+    ctx: &Arc<Ctx>,
+    caller: &Caller,
+    name: &str,
+    params: Map<String, Value>,
+    userpass: Option<Value>,
+) -> Result<Value, RpcError> {
+    // The legacy table takes top-level fields, which are exactly the named params.
+    let (method, input): (&Method, Value) = if let Some(m) = methods::legacy(name) {
+        let mut req = params;
+        req.insert("method".into(), json!(name));
+        (m, Value::Object(req))
+    } else if let Some(m) = methods::v2(name) {
+        let input = if params.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(params)
+        };
+        (m, input)
+    } else {
+        admit(ctx, caller, &Method::private_probe(), userpass.as_ref()).await?;
+        return Err(RpcError::NoSuchMethod);
+    };
+    admit(ctx, caller, method, userpass.as_ref()).await?;
+    let reply = (method.handler)(ctx.clone(), input).await?;
+    match reply_answer(reply, |v| v) {
+        Answer {
+            body: Body::Json(v),
+            status,
+        } if status.is_success() => Ok(v),
+        Answer {
+            body: Body::Json(v),
+            ..
+        } => Err(status_error(v)),
+        Answer {
+            body: Body::Text(t),
+            ..
+        } => Ok(Value::String(t)),
+        Answer {
+            body: Body::Nothing,
+            ..
+        } => Ok(Value::Null),
+    }
+}
+
+/// A handler's own error body (KDF's `disable_coin`) as a JSON-RPC error.
+fn status_error(body: Value) -> RpcError {
+    let msg = body
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("request failed");
+    match msg.strip_prefix("No such coin: ") {
+        Some(coin) => RpcError::NoSuchCoin(coin.to_string()),
+        None => RpcError::Internal(msg.to_string()),
+    }
+}
