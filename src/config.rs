@@ -149,6 +149,8 @@ pub struct Config {
     pub limits: Limits,
     /// Brute-force defence.
     pub auth: AuthLimits,
+    /// Serve `my_balance` from a cache that scripthash subscriptions keep fresh.
+    pub balance_cache: bool,
 }
 
 /// Where to look for files, as given by flags and the environment.
@@ -487,6 +489,7 @@ impl Config {
             coins_source,
             limits: parse_limits(conf)?,
             auth: parse_auth(conf)?,
+            balance_cache: opt_bool(conf, "balance_cache", true)?,
         })
     }
 }

@@ -29,6 +29,8 @@ pub struct Ctx {
     pub keys: Option<KeyPair>,
     /// What we tell Electrum servers we are.
     pub client_name: String,
+    /// Electrum connections, shared by every coin that lists the same server.
+    pub electrum: std::sync::Arc<crate::electrum::Hub>,
     /// Permits for items running at once across all requests.
     pub inflight: tokio::sync::Semaphore,
     /// Failed-userpass counts and lock-outs.
@@ -53,6 +55,7 @@ impl Ctx {
             registry,
             coins: ActiveCoins::default(),
             keys,
+            electrum: std::sync::Arc::new(crate::electrum::Hub::new(client_name.clone())),
             client_name,
             shutdown: watch::channel(false).0,
         })

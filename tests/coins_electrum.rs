@@ -62,8 +62,10 @@ async fn kdf_docs_batch_then_balances() {
     );
     assert_eq!(v[1]["balance"], "0");
 
-    // Balances are read live: a payment shows in the next my_balance.
+    // A payment pushed by the server (a status notification) shows in the next my_balance, once
+    // the notification has crossed the wire.
     rick.set_balance(&p2pkh, 1, 0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let (_, v) = k.post(&req("my_balance", json!({"coin": "RICK"}))).await;
     assert_eq!(v["balance"], "0.00100001");
 
@@ -120,10 +122,12 @@ async fn what_one_activation_sends() {
         vec![
             "server.version",
             "blockchain.scripthash.get_balance",
-            "blockchain.scripthash.get_balance"
+            "blockchain.scripthash.get_balance",
+            "blockchain.scripthash.subscribe",
+            "blockchain.scripthash.subscribe"
         ]
     );
-    // The two balances travel as one JSON-RPC array: two lines in all, the handshake and the batch.
+    // Balances and subscriptions travel as one JSON-RPC array: two lines in all.
     assert_eq!(server.lines_received(), 2);
     assert_eq!(server.connections_accepted(), 1);
     let name = &server.client_names()[0];
@@ -374,7 +378,10 @@ async fn silent_server_mid_session_then_recovery() {
     let (p2pkh, _) = bob_scripthashes();
     let server = FakeElectrum::start_tcp();
     server.set_balance(&p2pkh, 5, 0);
-    let k = shipped();
+    // Every my_balance goes upstream here; the cache would (rightly) answer for a silent server.
+    let mut conf = base_conf(shipped_coins());
+    conf["balance_cache"] = json!(false);
+    let k = Kdfd::start(conf);
     let (_, v) = k
         .post(&activate(
             "RICK",
@@ -499,4 +506,82 @@ async fn fifty_activations_run_concurrently_in_order() {
         "MEASURE 50 activations (100-{slowest} ms servers): batch {whole:?}, one activation at {slowest} ms {one:?}, ratio {:.2}x",
         whole.as_secs_f64() / one.as_secs_f64()
     );
+}
+
+#[tokio::test]
+async fn cached_balances_follow_notifications() {
+    let (p2pkh, p2pk) = bob_scripthashes();
+    let server = FakeElectrum::start_tcp();
+    server.set_balance(&p2pkh, 100, 0);
+    let k = shipped();
+    let (_, v) = k
+        .post(&activate("RICK", json!([{"url": server.url()}])))
+        .await;
+    assert_eq!(v["balance"], "0.000001");
+    let reads = || server.method_count("blockchain.scripthash.get_balance");
+    let before = reads();
+    // Warm: answered from the cache, nothing goes upstream.
+    for _ in 0..5 {
+        let (_, v) = k.post(&req("my_balance", json!({"coin": "RICK"}))).await;
+        assert_eq!(v["balance"], "0.000001");
+    }
+    assert_eq!(reads(), before, "cache hits send nothing");
+    // A payment: the server pushes a status change, the next my_balance reads upstream.
+    server.set_balance(&p2pk, 50, -20);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, v) = k.post(&req("my_balance", json!({"coin": "RICK"}))).await;
+    assert_eq!(v["balance"], "0.0000013");
+    assert_eq!(reads(), before + 2);
+    // The subscription's connection dies: the cache is forgotten, the next read goes upstream.
+    server.stop();
+    server.restart();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.set_balance(&p2pkh, 7, 0);
+    let (_, v) = k.post(&req("my_balance", json!({"coin": "RICK"}))).await;
+    assert_eq!(v["balance"], "0.00000037");
+}
+
+#[tokio::test]
+async fn coins_on_one_server_share_a_connection_and_a_round_trip() {
+    let server = FakeElectrum::start_tcp();
+    server.set_latency(Duration::from_millis(50));
+    let mut conf = base_conf(test_coins(20));
+    // Cold reads: every my_balance goes upstream.
+    conf["balance_cache"] = json!(false);
+    let k = Kdfd::start(conf);
+    let activations: Vec<Value> = (0..20)
+        .map(|i| activate(&format!("T{i}"), json!([{"url": server.url()}])))
+        .collect();
+    let (_, v) = k.post(&Value::Array(activations)).await;
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["result"] == "success"),
+        "{v}"
+    );
+    assert_eq!(
+        server.connections_accepted(),
+        1,
+        "one connection for 20 coins"
+    );
+    let before = server.lines_received();
+    let reads = server.method_count("blockchain.scripthash.get_balance");
+    let batch: Vec<Value> = (0..200)
+        .map(|i| req("my_balance", json!({"coin": format!("T{}", i % 20)})))
+        .collect();
+    let t = Instant::now();
+    let (_, v) = k.post(&Value::Array(batch)).await;
+    let took = t.elapsed();
+    assert!(
+        v.as_array().unwrap().iter().all(|s| s["balance"] == "0"),
+        "{v}"
+    );
+    let lines = server.lines_received() - before;
+    // Every coin has the same key, so 200 items need just 2 distinct reads (single flight).
+    let upstream = server.method_count("blockchain.scripthash.get_balance") - reads;
+    eprintln!("MEASURE 200 my_balance over 20 coins on one server: {lines} upstream messages, {upstream} reads, {took:?}");
+    assert!(lines <= 2, "{lines} upstream messages");
+    assert_eq!(upstream, 2);
+    assert!(took < Duration::from_millis(400), "{took:?}");
 }

@@ -20,7 +20,42 @@ const MAX_LINE: u64 = 32 * 1024 * 1024;
 const MAX_ARRAY: usize = 500;
 
 type Reply = Result<Value, ElectrumError>;
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
+
+/// Requests waiting for an answer: by id, every waiter (several when single-flight merged them),
+/// and the single-flight key of the id.
+#[derive(Default)]
+struct Waiting {
+    by_id: HashMap<u64, (Vec<oneshot::Sender<Reply>>, Option<String>)>,
+    by_key: HashMap<String, u64>,
+}
+
+impl Waiting {
+    fn take(&mut self, id: u64) -> Vec<oneshot::Sender<Reply>> {
+        match self.by_id.remove(&id) {
+            Some((waiters, key)) => {
+                if let Some(k) = key {
+                    self.by_key.remove(&k);
+                }
+                waiters
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
+type Pending = Arc<Mutex<Waiting>>;
+
+/// Read-only methods whose identical concurrent calls may share one upstream request.
+const SINGLE_FLIGHT: &[&str] = &[
+    "blockchain.scripthash.get_balance",
+    "blockchain.scripthash.listunspent",
+    "blockchain.scripthash.get_history",
+    "blockchain.scripthash.get_mempool",
+    "blockchain.estimatefee",
+    "blockchain.relayfee",
+    "blockchain.block.header",
+    "blockchain.transaction.get",
+];
 
 /// A server-initiated message (a subscription notification).
 #[derive(Debug, Clone)]
@@ -144,25 +179,49 @@ impl Connection {
         self.notifications.subscribe()
     }
 
-    /// One request; concurrent calls are coalesced into one JSON-RPC array by the writer.
+    /// One request. Concurrent calls are coalesced into one JSON-RPC array by the writer, and
+    /// identical concurrent read-only calls share one upstream request (single flight).
     pub async fn call(&self, method: &str, params: Value) -> Reply {
         if !self.is_alive() {
             return Err(ElectrumError::Closed(self.label.clone()));
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        tracing::trace!(server = %self.label, method, id, "electrum request");
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(id, tx);
-        let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        if self.outgoing.send(req).is_err() {
-            lock(&self.pending).remove(&id);
-            return Err(ElectrumError::Closed(self.label.clone()));
+        let key = SINGLE_FLIGHT
+            .contains(&method)
+            .then(|| format!("{method}{params}"));
+        let id = {
+            let mut w = lock(&self.pending);
+            let joined = key.as_ref().and_then(|k| w.by_key.get(k).copied());
+            match joined {
+                Some(id) => {
+                    if let Some((waiters, _)) = w.by_id.get_mut(&id) {
+                        waiters.push(tx);
+                    }
+                    tracing::trace!(server = %self.label, method, id, "electrum request joined");
+                    None
+                }
+                None => {
+                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    if let Some(k) = &key {
+                        w.by_key.insert(k.clone(), id);
+                    }
+                    w.by_id.insert(id, (vec![tx], key));
+                    Some(id)
+                }
+            }
+        };
+        if let Some(id) = id {
+            tracing::trace!(server = %self.label, method, id, "electrum request");
+            let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+            if self.outgoing.send(req).is_err() {
+                lock(&self.pending).take(id);
+                return Err(ElectrumError::Closed(self.label.clone()));
+            }
         }
         match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => Err(ElectrumError::Closed(self.label.clone())),
             Err(_) => {
-                lock(&self.pending).remove(&id);
                 // A server that went silent is not trusted with the next request either.
                 self.close();
                 Err(ElectrumError::Timeout(self.label.clone(), self.timeout))
@@ -186,9 +245,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn fail_all(pending: &Pending, label: &str) {
-    let waiters: Vec<_> = lock(pending).drain().collect();
-    for (_, tx) in waiters {
-        let _ = tx.send(Err(ElectrumError::Closed(label.to_string())));
+    let waiting = std::mem::take(&mut *lock(pending));
+    for (_, (waiters, _)) in waiting.by_id {
+        for tx in waiters {
+            let _ = tx.send(Err(ElectrumError::Closed(label.to_string())));
+        }
     }
 }
 
@@ -198,13 +259,21 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     closed: Arc<AtomicBool>,
 ) {
     while let Some(first) = rx.recv().await {
-        // Let the other items of the same batch enqueue before we look for them.
-        tokio::task::yield_now().await;
         let mut items = vec![first];
-        while items.len() < MAX_ARRAY {
-            match rx.try_recv() {
-                Ok(v) => items.push(v),
-                Err(_) => break,
+        // Linger while requests keep arriving (the rest of a batch is being queued, maybe on
+        // another worker thread), so one batch leaves as one array; stop as soon as a yield
+        // brings nothing new.
+        loop {
+            tokio::task::yield_now().await;
+            let before = items.len();
+            while items.len() < MAX_ARRAY {
+                match rx.try_recv() {
+                    Ok(v) => items.push(v),
+                    Err(_) => break,
+                }
+            }
+            if items.len() == before || items.len() >= MAX_ARRAY {
+                break;
             }
         }
         let mut line = if items.len() == 1 {
@@ -276,9 +345,10 @@ fn dispatch(label: &str, msg: Value, pending: &Pending, notify: &broadcast::Send
         tracing::debug!(server = %label, "electrum reply without a usable id ignored");
         return;
     };
-    let Some(tx) = lock(pending).remove(&id) else {
+    let waiters = lock(pending).take(id);
+    if waiters.is_empty() {
         return;
-    };
+    }
     let reply = match msg.get("error").filter(|e| !e.is_null()) {
         Some(err) => {
             let text = err
@@ -290,5 +360,7 @@ fn dispatch(label: &str, msg: Value, pending: &Pending, notify: &broadcast::Send
         }
         None => Ok(msg.get("result").cloned().unwrap_or(Value::Null)),
     };
-    let _ = tx.send(reply);
+    for tx in waiters {
+        let _ = tx.send(reply.clone());
+    }
 }

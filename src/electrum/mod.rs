@@ -1,5 +1,11 @@
-//! Electrum servers as a coin sees them: a pool of connections in priority order with failover,
-//! timeouts, keep-alive pings and back-off for failed servers.
+//! Electrum servers as coins see them.
+//!
+//! - `conn`: one connection; same-instant requests leave as one JSON-RPC array, identical
+//!   concurrent reads share one upstream call.
+//! - `hub`: connections shared by every coin that lists the same server.
+//! - `pool`: one coin's servers in priority order: failover, back-off, keep-alive pings, and a
+//!   balance cache kept fresh by scripthash subscriptions.
+//! - `tls`: certificate verification on or off.
 //!
 //! kdfd talks to Electrum with its own small async client (`conn`) instead of the blocking
 //! `electrum-client` crate: that crate sends its own fixed `server.version` client name, and sends a
@@ -7,19 +13,16 @@
 //! KDF's handshake and turns requests made in the same instant into one JSON-RPC array.
 
 mod conn;
+mod hub;
+mod pool;
 mod tls;
 
 pub use conn::{Connection, Notification};
+pub use hub::Hub;
+pub use pool::{Pool, PoolHandle};
 
-use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// KDF's keep-alive interval.
-const PING_INTERVAL: Duration = Duration::from_secs(30);
-/// First back-off for a failed server; it doubles per failure up to `MAX_BACKOFF`.
-const FIRST_BACKOFF: Duration = Duration::from_secs(20);
-const MAX_BACKOFF: Duration = Duration::from_secs(12 * 3600);
+use serde_json::Value;
+use std::time::Duration;
 
 /// What went wrong talking to Electrum servers.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -132,268 +135,10 @@ pub struct Balance {
     pub unconfirmed: i64,
 }
 
-/// A server slot: its spec, its live connection if any, and its back-off.
-struct Slot {
-    spec: ServerSpec,
-    conn: Mutex<Option<Arc<Connection>>>,
-    backoff: Mutex<Backoff>,
-    connecting: tokio::sync::Mutex<()>,
-}
-
-#[derive(Default)]
-struct Backoff {
-    until: Option<Instant>,
-    next: Option<Duration>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Slot {
-    fn live(&self) -> Option<Arc<Connection>> {
-        let mut guard = lock(&self.conn);
-        if guard.as_ref().is_some_and(|c| !c.is_alive()) {
-            *guard = None;
-        }
-        guard.clone()
-    }
-
-    fn suspended(&self) -> bool {
-        lock(&self.backoff)
-            .until
-            .is_some_and(|t| Instant::now() < t)
-    }
-
-    fn failed(&self) {
-        if let Some(c) = lock(&self.conn).take() {
-            c.close();
-        }
-        let mut b = lock(&self.backoff);
-        let wait = b.next.map_or(FIRST_BACKOFF, |d| (d * 2).min(MAX_BACKOFF));
-        b.next = Some(wait);
-        b.until = Some(Instant::now() + wait);
-    }
-
-    async fn connect(&self, client_name: &str) -> Result<Arc<Connection>, ElectrumError> {
-        let _one_at_a_time = self.connecting.lock().await;
-        if let Some(c) = self.live() {
-            return Ok(c);
-        }
-        match Connection::open(&self.spec, client_name).await {
-            Ok(c) => {
-                *lock(&self.conn) = Some(c.clone());
-                *lock(&self.backoff) = Backoff::default();
-                Ok(c)
-            }
-            Err(e) => {
-                self.failed();
-                Err(e)
-            }
-        }
-    }
-}
-
-/// The servers of one activated coin.
-pub struct Pool {
-    slots: Vec<Slot>,
-    min_connected: usize,
-    max_connected: usize,
-    client_name: String,
-}
-
-/// Stops a pool's background keep-alive when the coin is disabled.
-pub struct PoolHandle {
-    pool: Arc<Pool>,
-    keepalive: tokio::task::AbortHandle,
-}
-
-impl Drop for PoolHandle {
-    fn drop(&mut self) {
-        self.keepalive.abort();
-        for s in &self.pool.slots {
-            if let Some(c) = lock(&s.conn).take() {
-                c.close();
-            }
-        }
-    }
-}
-
-impl std::ops::Deref for PoolHandle {
-    type Target = Pool;
-    fn deref(&self) -> &Pool {
-        &self.pool
-    }
-}
-
-/// Whether an error says the server (not the request) is at fault, so another server may do better.
-fn is_transport(e: &ElectrumError) -> bool {
-    !matches!(e, ElectrumError::Rpc(..) | ElectrumError::Config(_))
-}
-
-impl Pool {
-    /// Connects in priority order until `min_connected` servers answer; the rest connect later.
-    pub async fn connect(
-        specs: Vec<ServerSpec>,
-        min_connected: Option<usize>,
-        max_connected: Option<usize>,
-        client_name: String,
-    ) -> Result<PoolHandle, ElectrumError> {
-        let min = min_connected.unwrap_or(1);
-        let max = max_connected.unwrap_or(specs.len());
-        if min == 0 {
-            return Err(ElectrumError::Config(
-                "min_connected must be greater than 0".into(),
-            ));
-        }
-        if min > max {
-            return Err(ElectrumError::Config(format!(
-                "min_connected ({min}) must be <= max_connected ({max})"
-            )));
-        }
-        let pool = Arc::new(Pool {
-            slots: specs
-                .into_iter()
-                .map(|spec| Slot {
-                    spec,
-                    conn: Mutex::new(None),
-                    backoff: Mutex::default(),
-                    connecting: tokio::sync::Mutex::new(()),
-                })
-                .collect(),
-            min_connected: min,
-            max_connected: max,
-            client_name,
-        });
-        let mut errors = Vec::new();
-        let mut connected = 0;
-        for slot in &pool.slots {
-            if connected >= min {
-                break;
-            }
-            match slot.connect(&pool.client_name).await {
-                Ok(_) => connected += 1,
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        if connected < min {
-            return Err(ElectrumError::AllFailed(errors.join(", ")));
-        }
-        let bg = pool.clone();
-        let keepalive = tokio::spawn(async move { bg.maintain().await }).abort_handle();
-        Ok(PoolHandle { pool, keepalive })
-    }
-
-    /// Keeps up to `max_connected` servers connected and pings the live ones every 30 s, as KDF
-    /// does, so idle connections stay open and dead ones are noticed.
-    async fn maintain(&self) {
-        loop {
-            let mut live = self.slots.iter().filter(|s| s.live().is_some()).count();
-            for slot in &self.slots {
-                if live >= self.max_connected {
-                    break;
-                }
-                if slot.live().is_none()
-                    && !slot.suspended()
-                    && slot.connect(&self.client_name).await.is_ok()
-                {
-                    live += 1;
-                }
-            }
-            tracing::trace!(live, min = self.min_connected, "electrum pool maintained");
-            tokio::time::sleep(PING_INTERVAL).await;
-            for slot in &self.slots {
-                if let Some(c) = slot.live() {
-                    if c.call("server.ping", json!([])).await.is_err() {
-                        slot.failed();
-                    }
-                }
-            }
-        }
-    }
-
-    /// Runs `op` on the first server that can serve it: live connections first, in priority
-    /// order, then servers to reconnect (suspended ones only when nothing else is left).
-    pub async fn request<T, F, Fut>(&self, op: F) -> Result<T, ElectrumError>
-    where
-        F: Fn(Arc<Connection>) -> Fut,
-        Fut: std::future::Future<Output = Result<T, ElectrumError>>,
-    {
-        let mut errors = Vec::new();
-        for slot in &self.slots {
-            let Some(conn) = slot.live() else { continue };
-            match op(conn).await {
-                Ok(v) => return Ok(v),
-                Err(e) if !is_transport(&e) => return Err(e),
-                Err(e) => {
-                    slot.failed();
-                    errors.push(e.to_string());
-                }
-            }
-        }
-        let all_suspended = self
-            .slots
-            .iter()
-            .all(|s| s.live().is_none() && s.suspended());
-        for slot in &self.slots {
-            if slot.live().is_some() || (slot.suspended() && !all_suspended) {
-                continue;
-            }
-            let conn = match slot.connect(&self.client_name).await {
-                Ok(c) => c,
-                Err(e) => {
-                    errors.push(e.to_string());
-                    continue;
-                }
-            };
-            match op(conn).await {
-                Ok(v) => return Ok(v),
-                Err(e) if !is_transport(&e) => return Err(e),
-                Err(e) => {
-                    slot.failed();
-                    errors.push(e.to_string());
-                }
-            }
-        }
-        if errors.is_empty() {
-            errors.push("no server available".to_string());
-        }
-        Err(ElectrumError::AllFailed(errors.join(", ")))
-    }
-
-    /// Balances of several scripthashes, sent together (so as one JSON-RPC array).
-    pub async fn balances(&self, scripthashes: &[String]) -> Result<Vec<Balance>, ElectrumError> {
-        self.request(|conn| async move {
-            let calls = scripthashes
-                .iter()
-                .map(|sh| conn.call("blockchain.scripthash.get_balance", json!([sh])));
-            let replies = futures_util::future::join_all(calls).await;
-            replies
-                .into_iter()
-                .map(|r| parse_balance(conn.label(), r?))
-                .collect()
-        })
-        .await
-    }
-}
-
-fn parse_balance(label: &str, v: Value) -> Result<Balance, ElectrumError> {
-    let field = |k: &str| v.get(k).and_then(Value::as_i64);
-    match (field("confirmed"), field("unconfirmed")) {
-        (Some(confirmed), unconfirmed) => Ok(Balance {
-            confirmed,
-            unconfirmed: unconfirmed.unwrap_or(0),
-        }),
-        _ => Err(ElectrumError::BadResponse(
-            label.to_string(),
-            format!("get_balance answered {v}"),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn server_specs() {
@@ -424,7 +169,7 @@ mod tests {
 
     #[test]
     fn balances_parse() {
-        let b = parse_balance("s", json!({"confirmed": 5, "unconfirmed": -2})).unwrap();
+        let b = pool::parse_balance("s", json!({"confirmed": 5, "unconfirmed": -2})).unwrap();
         assert_eq!(
             b,
             Balance {
@@ -432,6 +177,6 @@ mod tests {
                 unconfirmed: -2
             }
         );
-        assert!(parse_balance("s", json!({"x": 1})).is_err());
+        assert!(pool::parse_balance("s", json!({"x": 1})).is_err());
     }
 }

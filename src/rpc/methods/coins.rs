@@ -102,7 +102,8 @@ pub async fn electrum(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
         specs,
         to_usize(min_connected),
         to_usize(max_connected),
-        ctx.client_name.clone(),
+        ctx.electrum.clone(),
+        ctx.config.balance_cache,
     )
     .await
     .map_err(|e| match e {
