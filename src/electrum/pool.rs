@@ -133,6 +133,29 @@ impl std::ops::Deref for PoolHandle {
     }
 }
 
+/// Runs `op` on one server: `Some` when that settles the request (success, or an error another
+/// server would repeat), `None` when the server failed and the next one should be tried.
+async fn attempt<T, F, Fut>(
+    slot: &Slot,
+    conn: Arc<Connection>,
+    op: &F,
+    errors: &mut Vec<String>,
+) -> Option<Result<T, ElectrumError>>
+where
+    F: Fn(Arc<Connection>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ElectrumError>>,
+{
+    match op(conn).await {
+        Ok(v) => Some(Ok(v)),
+        Err(e) if !is_transport(&e) => Some(Err(e)),
+        Err(e) => {
+            slot.failed();
+            errors.push(e.to_string());
+            None
+        }
+    }
+}
+
 /// Whether an error says the server (not the request) is at fault, so another server may do better.
 fn is_transport(e: &ElectrumError) -> bool {
     !matches!(e, ElectrumError::Rpc(..) | ElectrumError::Config(_))
@@ -202,13 +225,8 @@ impl Pool {
         let mut errors = Vec::new();
         for slot in &self.slots {
             let Some(conn) = slot.live() else { continue };
-            match op(conn).await {
-                Ok(v) => return Ok(v),
-                Err(e) if !is_transport(&e) => return Err(e),
-                Err(e) => {
-                    slot.failed();
-                    errors.push(e.to_string());
-                }
+            if let Some(done) = attempt(slot, conn, &op, &mut errors).await {
+                return done;
             }
         }
         let all_suspended = self
@@ -219,20 +237,13 @@ impl Pool {
             if slot.live().is_some() || (slot.suspended() && !all_suspended) {
                 continue;
             }
-            let conn = match slot.connect(&self.hub).await {
-                Ok(c) => c,
-                Err(e) => {
-                    errors.push(e.to_string());
-                    continue;
+            match slot.connect(&self.hub).await {
+                Ok(conn) => {
+                    if let Some(done) = attempt(slot, conn, &op, &mut errors).await {
+                        return done;
+                    }
                 }
-            };
-            match op(conn).await {
-                Ok(v) => return Ok(v),
-                Err(e) if !is_transport(&e) => return Err(e),
-                Err(e) => {
-                    slot.failed();
-                    errors.push(e.to_string());
-                }
+                Err(e) => errors.push(e.to_string()),
             }
         }
         if errors.is_empty() {
