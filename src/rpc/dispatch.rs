@@ -257,3 +257,68 @@ pub fn reply_answer(reply: Reply, wrap: impl FnOnce(Value) -> Value) -> Answer {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Sources};
+
+    fn ctx(extra: Value) -> Arc<Ctx> {
+        let mut conf =
+            json!({"rpc_password": "Rpc!Secret42x", "coins": [], "auth_fail_delay_ms": 0});
+        if let (Some(c), Value::Object(e)) = (conf.as_object_mut(), extra) {
+            c.extend(e);
+        }
+        let config = Config::from_json(&Sources::default(), &conf).expect("config");
+        Arc::new(Ctx::new(config).expect("ctx"))
+    }
+
+    fn slot(a: Answer) -> Value {
+        a.into_slot().unwrap_or(Value::Null)
+    }
+
+    #[tokio::test]
+    async fn remote_clients_get_public_methods_only() {
+        let remote = Caller::new("10.0.0.5".parse().unwrap(), None);
+        let c = ctx(json!({}));
+        let item = json!({"userpass": "Rpc!Secret42x", "method": "get_enabled_coins"});
+        let a = process(&c, &remote, item.clone()).await;
+        assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            slot(a),
+            json!({"error": "Selected method is not allowed: Selected method can only be called from localhost."})
+        );
+        let v2 = json!({"mmrpc": "2.0", "userpass": "Rpc!Secret42x", "method": "get_enabled_coins", "id": 1});
+        let a = process(&c, &remote, v2.clone()).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN);
+        assert_eq!(slot(a)["error_type"], "LocalHostOnly");
+        assert!(
+            slot(process(&c, &remote, json!({"method": "version"})).await)["result"].is_string()
+        );
+        // With rpc_local_only off, the userpass decides.
+        let open = ctx(json!({"rpc_local_only": false}));
+        assert_eq!(
+            slot(process(&open, &remote, item).await),
+            json!({"result": []})
+        );
+    }
+
+    #[tokio::test]
+    async fn remote_lockout_applies_without_exemption() {
+        let c = ctx(json!({"rpc_local_only": false, "auth_fail_threshold": 2}));
+        let remote = || Caller::new("10.0.0.7".parse().unwrap(), None);
+        let bad = json!({"userpass": "nope", "method": "get_enabled_coins"});
+        for _ in 0..2 {
+            assert!(slot(process(&c, &remote(), bad.clone()).await)["error"]
+                .as_str()
+                .unwrap()
+                .contains("Userpass is invalid!"));
+        }
+        let good = json!({"userpass": "Rpc!Secret42x", "method": "get_enabled_coins"});
+        let a = process(&c, &remote(), good.clone()).await;
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+        // Another address is not affected.
+        let other = Caller::new("10.0.0.8".parse().unwrap(), None);
+        assert_eq!(slot(process(&c, &other, good).await), json!({"result": []}));
+    }
+}
