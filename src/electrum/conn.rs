@@ -131,7 +131,14 @@ impl Connection {
         let tls = connector
             .connect(name, tcp)
             .await
-            .map_err(|e| connect_err(format!("TLS handshake failed: {e}")))?;
+            .map_err(|e| {
+                let hint = if e.to_string().contains("certificate") && spec.verify_cert {
+                    " (the server's certificate is not trusted; for a self-signed server set \"disable_cert_verification\": true)"
+                } else {
+                    ""
+                };
+                connect_err(format!("TLS handshake failed: {e}{hint}"))
+            })?;
         Ok(Self::start(spec, tls))
     }
 
@@ -222,20 +229,26 @@ impl Connection {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => Err(ElectrumError::Closed(self.label.clone())),
             Err(_) => {
-                // A server that went silent is not trusted with the next request either.
-                self.close();
-                Err(ElectrumError::Timeout(self.label.clone(), self.timeout))
+                // A server that went silent is not trusted with the next request either; the
+                // other requests waiting on it fail with the same reason.
+                let err = ElectrumError::Timeout(self.label.clone(), self.timeout);
+                self.shut(err.clone());
+                Err(err)
             }
         }
     }
 
     /// Marks the connection dead and stops its tasks; pending calls fail at once.
     pub fn close(&self) {
+        self.shut(ElectrumError::Closed(self.label.clone()));
+    }
+
+    fn shut(&self, reason: ElectrumError) {
         self.closed.store(true, Ordering::Release);
         for t in &self.tasks {
             t.abort();
         }
-        fail_all(&self.pending, &self.label);
+        fail_all(&self.pending, &reason);
     }
 }
 
@@ -244,11 +257,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn fail_all(pending: &Pending, label: &str) {
+fn fail_all(pending: &Pending, reason: &ElectrumError) {
     let waiting = std::mem::take(&mut *lock(pending));
     for (_, (waiters, _)) in waiting.by_id {
         for tx in waiters {
-            let _ = tx.send(Err(ElectrumError::Closed(label.to_string())));
+            let _ = tx.send(Err(reason.clone()));
         }
     }
 }
@@ -330,7 +343,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         }
     }
     closed.store(true, Ordering::Release);
-    fail_all(&pending, &label);
+    fail_all(&pending, &ElectrumError::Closed(label));
 }
 
 fn dispatch(label: &str, msg: Value, pending: &Pending, notify: &broadcast::Sender<Notification>) {

@@ -50,6 +50,8 @@ pub fn test_coins(n: usize) -> Value {
 /// A running kdfd process; killed on drop.
 pub struct Kdfd {
     child: Child,
+    /// Kills kdfd if the test process dies without dropping us (SIGKILL, CI time-out).
+    watchdog: Option<Child>,
     /// The bound RPC address.
     pub addr: SocketAddr,
     dir: tempfile::TempDir,
@@ -106,6 +108,18 @@ impl Kdfd {
             .stderr(stderr)
             .stdin(Stdio::null());
         let mut child = cmd.spawn().expect("spawn kdfd");
+        let watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "while kill -0 {} 2>/dev/null; do sleep 1; done; kill -9 {} 2>/dev/null",
+                std::process::id(),
+                child.id()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok();
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -125,15 +139,28 @@ impl Kdfd {
         loop {
             if let Ok(addr) = rx.recv_timeout(Duration::from_millis(20)) {
                 let addr = addr.parse().expect("bound address");
-                return Ok(Kdfd { child, addr, dir });
+                return Ok(Kdfd {
+                    child,
+                    watchdog,
+                    addr,
+                    dir,
+                });
             }
             if let Ok(Some(status)) = child.try_wait() {
+                if let Some(mut w) = watchdog {
+                    let _ = w.kill();
+                    let _ = w.wait();
+                }
                 let err =
                     std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
                 return Err(format!("exited with {status}: {err}"));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
+                if let Some(mut w) = watchdog {
+                    let _ = w.kill();
+                    let _ = w.wait();
+                }
                 return Err("kdfd did not print its ready line in 20 s".into());
             }
         }
@@ -190,6 +217,10 @@ impl Drop for Kdfd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(w) = &mut self.watchdog {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
     }
 }
 
