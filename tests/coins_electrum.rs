@@ -272,6 +272,10 @@ async fn ssl_with_self_signed_certificate() {
         err.contains("TLS handshake failed") && err.contains("certificate"),
         "{err}"
     );
+    assert!(
+        err.contains("set \"disable_cert_verification\": true"),
+        "{err}"
+    );
     let (_, v) = k.post(&req("my_balance", json!({"coin": "RICK"}))).await;
     assert!(
         v["error"].as_str().unwrap().contains("No such coin"),
