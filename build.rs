@@ -21,5 +21,12 @@ fn main() {
         .unwrap_or(0);
     println!("cargo:rustc-env=KDFD_BUILD_UNIX={secs}");
     println!("cargo:rerun-if-env-changed=KDFD_BUILD_TAG");
+    // A commit moves the branch ref, not HEAD: watch both (and packed refs).
     println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/packed-refs");
+    if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
+        if let Some(r) = head.trim().strip_prefix("ref: ") {
+            println!("cargo:rerun-if-changed=.git/{r}");
+        }
+    }
 }

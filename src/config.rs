@@ -35,7 +35,7 @@ pub enum ConfigError {
     WeakPassword(&'static str),
 }
 
-/// kdfd's bounds on what one client may make it do; every one is a config key and a flag.
+/// kdfd's bounds on what one client may make it do; every one is a config key.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest accepted request body in bytes (413 past it).
@@ -145,6 +145,8 @@ pub struct Config {
     pub coins: Vec<Value>,
     /// Where the coins list came from, for messages.
     pub coins_source: String,
+    /// Keys present but not read by kdfd, for a start-up warning.
+    pub ignored_keys: Vec<String>,
     /// Bounds on requests.
     pub limits: Limits,
     /// Brute-force defence.
@@ -360,7 +362,7 @@ fn parse_limits(conf: &Value) -> Result<Limits, ConfigError> {
         None | Some(Value::Null) => {}
         Some(Value::Object(caps)) => {
             for (method, cap) in caps {
-                let n = cap.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+                let n = as_u64_lenient(cap).filter(|n| *n > 0).ok_or_else(|| {
                     ConfigError::Invalid(format!(
                         "batch_method_caps.{method} must be a positive integer"
                     ))
@@ -417,6 +419,54 @@ fn parse_auth(conf: &Value) -> Result<AuthLimits, ConfigError> {
     Ok(a)
 }
 
+/// Every key kdfd reads, KDF's and its own; others are logged as ignored.
+pub const KNOWN_KEYS: &[&str] = &[
+    "gui",
+    "netid",
+    "passphrase",
+    "rpc_password",
+    "allow_weak_password",
+    "rpcip",
+    "rpcport",
+    "rpc_local_only",
+    "rpccors",
+    "dbdir",
+    "coins",
+    "enable_hd",
+    "max_body_bytes",
+    "max_batch_items",
+    "batch_concurrency",
+    "max_inflight_items",
+    "max_response_bytes",
+    "batch_method_caps",
+    "max_connections",
+    "item_timeout_sec",
+    "electrum_timeout_sec",
+    "header_timeout_sec",
+    "body_timeout_sec",
+    "drain_timeout_sec",
+    "auth_fail_threshold",
+    "auth_fail_window_sec",
+    "auth_lockout_sec",
+    "auth_lockout_max_sec",
+    "auth_lockout_decay_sec",
+    "auth_fail_delay_ms",
+    "auth_lockout_exempt_loopback",
+    "balance_cache",
+];
+
+/// Keys of a config object that kdfd does not read (KDF's P2P and swap settings, typos).
+pub fn unknown_keys(conf: &Value) -> Vec<String> {
+    conf.as_object()
+        .map(|o| {
+            o.keys()
+                .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Config {
     /// Loads and validates the config and coins list from wherever KDF would find them.
     pub fn load(src: &Sources) -> Result<Config, ConfigError> {
@@ -449,6 +499,13 @@ impl Config {
             if !opt_bool(conf, "allow_weak_password", false)? {
                 check_password_policy(pw)?;
             }
+        }
+        if opt_bool(conf, "enable_hd", false)? {
+            // HD wallets derive other addresses than iguana mode: refusing beats showing the
+            // user addresses KDF would not show.
+            return Err(ConfigError::Invalid(
+                "enable_hd: true (HD wallets) is not supported by kdfd yet; remove it to use the iguana key".into(),
+            ));
         }
         let passphrase = opt_string(conf, "passphrase", "passphrase must be a string")?;
         if passphrase.as_deref() == Some("") {
@@ -487,6 +544,7 @@ impl Config {
             dbdir: opt_string(conf, "dbdir", "dbdir must be a string")?.map(PathBuf::from),
             coins,
             coins_source,
+            ignored_keys: unknown_keys(conf),
             limits: parse_limits(conf)?,
             auth: parse_auth(conf)?,
             balance_cache: opt_bool(conf, "balance_cache", true)?,

@@ -14,7 +14,7 @@ pub enum StartError {
     Coins(String),
     /// The passphrase gives no valid key.
     #[error("passphrase: {0}")]
-    Key(#[from] KeyError),
+    Key(KeyError),
 }
 
 /// Everything a request handler can reach.
@@ -46,7 +46,8 @@ impl Ctx {
             .passphrase
             .as_deref()
             .map(KeyPair::from_passphrase)
-            .transpose()?;
+            .transpose()
+            .map_err(StartError::Key)?;
         let client_name = format!("{} GUI/MM2 {}", config.gui, crate::version_string());
         Ok(Ctx {
             auth: crate::rpc::auth::Guard::new(config.auth.clone()),

@@ -72,12 +72,43 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() {
     let args = Args::parse();
+    // KDF's command words: `kdfd version`, `kdfd help`.
+    match args.inline.as_deref().map(str::trim) {
+        Some("version") | Some("--version") => {
+            println!("{}", kdfd::version_string());
+            return;
+        }
+        Some("help") => {
+            use clap::CommandFactory;
+            let _ = Args::command().print_long_help();
+            return;
+        }
+        Some(other) if !other.starts_with('{') => {
+            eprintln!("kdfd: the first argument must be a JSON config object, 'version' or 'help' (got '{other}'); see kdfd --help");
+            std::process::exit(2);
+        }
+        _ => {}
+    }
     init_logging(args.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kdfd: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    // One clear line, never a panic or a backtrace, whatever RUST_BACKTRACE says.
+    if let Err(e) = runtime.block_on(serve(args)) {
+        eprintln!("kdfd: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
     let mut sources = Sources::from_env();
-    sources.inline = args.inline.filter(|s| s.trim_start().starts_with('{'));
+    sources.inline = args.inline;
     sources.conf_file = args.conf;
     sources.coins_file = args.coins;
     let mut config = Config::load(&sources).context("config")?;
@@ -88,6 +119,9 @@ async fn main() -> anyhow::Result<()> {
         config.rpcport = port;
     }
     let ctx = Arc::new(kdfd::ctx::Ctx::new(config).context("config")?);
+    if !ctx.config.ignored_keys.is_empty() {
+        tracing::warn!(keys = ?ctx.config.ignored_keys, "config keys kdfd does not use were ignored");
+    }
     tracing::info!(
         gui = %ctx.config.gui,
         coins = ctx.registry.len(),

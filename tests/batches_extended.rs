@@ -55,6 +55,25 @@ async fn dependent_items_are_ordered_every_time() {
 }
 
 #[tokio::test]
+async fn get_enabled_coins_sees_earlier_activations() {
+    let server = FakeElectrum::start_tcp();
+    server.set_latency(Duration::from_millis(10));
+    let k = Kdfd::start(base_conf(shipped_coins()));
+    for _ in 0..10 {
+        let (_, v) = k
+            .post(&json!([
+                activate("RICK", &server.url()),
+                req("get_enabled_coins", json!({})),
+                req("disable_coin", json!({"coin": "RICK"})),
+                req("get_enabled_coins", json!({})),
+            ]))
+            .await;
+        assert_eq!(v[1]["result"][0]["ticker"], "RICK", "{v}");
+        assert_eq!(v[3], json!({"result": []}), "{v}");
+    }
+}
+
+#[tokio::test]
 async fn independent_items_still_run_side_by_side() {
     let a = FakeElectrum::start_tcp();
     let b = FakeElectrum::start_tcp();

@@ -161,6 +161,7 @@ async fn activation_errors_are_clear_and_leave_no_trace() {
         (req("electrum", json!({"coin": "RICK", "servers": [{"url": url}], "min_connected": 0})), "min_connected must be greater than 0"),
         (req("electrum", json!({"coin": "RICK", "servers": [{"url": url}], "min_connected": 2, "max_connected": 1})), "min_connected (2) must be <= max_connected (1)"),
         (req("electrum", json!({"coin": "RICK", "servers": [{"nourl": 1}]})), "url"),
+        (req("electrum", json!({"coin": "RICK", "servers": [{"url": url}], "min_connected": 2, "max_connected": 5})), "min_connected (2) must be <= the number of servers (1)"),
         (req("electrum", json!({"coin": "RICK", "servers": [{"url": url, "protocol": "WSS"}]})), "not supported"),
         (req("electrum", json!({"coin": "NOMM2", "servers": [{"url": url}]})), "mm2 param is not set neither in coins config nor enable request"),
         (req("electrum", json!({"coin": "NOPE", "servers": [{"url": url}]})), "mm2 param is not set"),

@@ -196,6 +196,8 @@ async fn item_time_limit_does_not_hold_back_neighbours() {
             {"method": "version"},
             req("electrum", json!({"coin": "RICK", "servers": [{"url": silent.url(), "timeout_sec": 30}]})),
             {"mmrpc": "2.0", "userpass": USERPASS, "method": "get_enabled_coins", "id": 2},
+            {"jsonrpc": "2.0", "id": null, "method": "electrum",
+             "params": {"userpass": USERPASS, "coin": "MORTY", "servers": [{"url": silent.url(), "timeout_sec": 30}]}},
         ]))
         .await;
     assert_eq!(status, 200);
@@ -203,6 +205,9 @@ async fn item_time_limit_does_not_hold_back_neighbours() {
     assert!(v[0]["result"].is_string());
     assert_eq!(v[1], json!({"error": "Request timed out after 1s"}));
     assert_eq!(v[2]["result"], json!({"coins": []}));
+    // A JSON-RPC item with a null id is not a notification: its time-out gets its slot.
+    assert_eq!(v[3]["id"], Value::Null);
+    assert_eq!(v[3]["error"]["code"], -32030);
     // The timed-out activation left nothing behind.
     let (_, v) = k
         .post(&req(

@@ -315,7 +315,10 @@ async fn cors_preflight_and_origin() {
         "http://wallet.local:8080"
     );
     assert_eq!(r.headers["access-control-allow-methods"], "POST, OPTIONS");
-    assert_eq!(r.headers["access-control-allow-headers"], "Content-Type");
+    assert_eq!(
+        r.headers["access-control-allow-headers"],
+        "Content-Type, Authorization"
+    );
     assert_eq!(r.headers["access-control-max-age"], "3600");
     let r = k.post_raw("POST", r#"{"method":"version"}"#).await;
     assert_eq!(
@@ -410,6 +413,10 @@ fn bad_configs_exit_nonzero_with_one_clear_line() {
         (
             json!({"rpc_password": USERPASS}),
             "No coins are set in JSON config",
+        ),
+        (
+            json!({"rpc_password": USERPASS, "coins": [], "enable_hd": true}),
+            "enable_hd: true (HD wallets) is not supported",
         ),
     ];
     for (conf, needle) in cases {

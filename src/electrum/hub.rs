@@ -63,11 +63,15 @@ impl Hub {
         if let Some(c) = self.live(&key) {
             return Ok(c);
         }
-        let conn = Connection::open(spec, &self.client_name).await?;
+        let opened = Connection::open(spec, &self.client_name).await;
         let mut conns = lock(&self.conns);
-        // Forget servers nobody uses any more, so the map stays as small as the live set.
+        // Forget servers nobody uses any more, so both maps stay as small as the live set.
         conns.retain(|_, w| w.strong_count() > 0);
-        conns.insert(key, Arc::downgrade(&conn));
-        Ok(conn)
+        if let Ok(conn) = &opened {
+            conns.insert(key, Arc::downgrade(conn));
+        }
+        lock(&self.connecting)
+            .retain(|k, gate| Arc::strong_count(gate) > 1 || conns.contains_key(k));
+        opened
     }
 }

@@ -182,6 +182,12 @@ impl Pool {
                 "min_connected ({min}) must be <= max_connected ({max})"
             )));
         }
+        if min > specs.len() {
+            return Err(ElectrumError::Config(format!(
+                "min_connected ({min}) must be <= the number of servers ({})",
+                specs.len()
+            )));
+        }
         let pool = Arc::new(Pool {
             slots: specs
                 .into_iter()

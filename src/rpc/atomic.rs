@@ -94,6 +94,12 @@ async fn validate(ctx: &Ctx, caller: &Caller, item: &Value) -> Result<(), String
     if method == "stop" {
         return Err("'stop' cannot be part of an atomic batch".into());
     }
+    if Dialect::of(item) == Dialect::JsonRpc && item.get("id").is_none() {
+        // A notification's failure could not be seen, so it could not be rolled back.
+        return Err(
+            "a JSON-RPC notification cannot be part of an atomic batch: give it an id".into(),
+        );
+    }
     let header = caller.header_userpass.as_deref().map(|p| json!(p));
     let userpass = match (userpass, Dialect::of(item)) {
         (None, Dialect::JsonRpc) => header.as_ref(),
@@ -145,8 +151,13 @@ async fn run_atomic(ctx: &Arc<Ctx>, caller: &Caller, items: Vec<Value>) -> Value
             .unwrap_or(Value::Null);
         if let Some(message) = failure_message(&slot) {
             details.push(slot);
-            rollback(ctx, undo).await;
-            return json!({"status": "failed", "failed_index": i, "message": message, "details": details});
+            let mut answer = json!({"status": "failed", "failed_index": i, "message": message, "details": details});
+            let problems = rollback(ctx, undo).await;
+            if !problems.is_empty() {
+                // Say so when the world could not be put back as it was.
+                answer["rollback_errors"] = json!(problems);
+            }
+            return answer;
         }
         match (method.as_str(), coin) {
             ("electrum", Some(c)) => undo.push(Undo::Deactivate(c)),
@@ -158,7 +169,9 @@ async fn run_atomic(ctx: &Arc<Ctx>, caller: &Caller, items: Vec<Value>) -> Value
     json!({"status": "success", "details": details})
 }
 
-async fn rollback(ctx: &Arc<Ctx>, undo: Vec<Undo>) {
+/// Undoes the steps in reverse order; returns what could not be undone.
+async fn rollback(ctx: &Arc<Ctx>, undo: Vec<Undo>) -> Vec<String> {
+    let mut problems = Vec::new();
     for step in undo.into_iter().rev() {
         match step {
             Undo::Deactivate(coin) => {
@@ -166,13 +179,20 @@ async fn rollback(ctx: &Arc<Ctx>, undo: Vec<Undo>) {
                 tracing::info!(coin, "atomic batch rolled back: coin deactivated");
             }
             Undo::Reactivate(request) => {
+                let coin = request
+                    .get("coin")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string();
                 let Some(m) = methods::legacy("electrum") else {
                     continue;
                 };
                 if let Err(e) = (m.handler)(ctx.clone(), request).await {
-                    tracing::warn!(error = %e, "atomic batch rollback could not re-activate a coin");
+                    tracing::warn!(coin, error = %e, "atomic batch rollback could not re-activate a coin");
+                    problems.push(format!("could not re-activate {coin}: {e}"));
                 }
             }
         }
     }
+    problems
 }

@@ -4,7 +4,8 @@
 //!
 //! - Dependency safety: an item that names a coin waits for the earlier items of the same batch
 //!   that activate or disable that coin, and an activation or deactivation also waits for the
-//!   earlier items that use the coin. Items for other coins still run side by side.
+//!   earlier items that use the coin; `get_enabled_coins` waits for every earlier activation and
+//!   deactivation. Items for other coins still run side by side.
 //! - Per-method caps: items of a method past its cap get an error slot and do not run.
 
 use super::dispatch::{self, Answer, Caller, Dialect};
@@ -18,20 +19,15 @@ use tokio::sync::watch;
 
 /// Methods that activate or deactivate the coin they name.
 const COIN_MUTATORS: &[&str] = &["electrum", "disable_coin"];
+/// Methods that read the whole set of coins, so wait for every earlier mutator.
+const SET_READERS: &[&str] = &["get_enabled_coins"];
 
 /// One item under the per-item time limit; used for single requests too.
 pub async fn run_item(ctx: &Arc<Ctx>, caller: &Caller, item: Value) -> Answer {
     let limit = ctx.config.limits.item_timeout;
-    let copy_for_error = || match Dialect::of(&item) {
-        // Only the envelope fields matter for an error answer.
-        Dialect::Legacy => Value::Null,
-        _ => serde_json::json!({
-            "jsonrpc": item.get("jsonrpc"),
-            "mmrpc": item.get("mmrpc"),
-            "id": item.get("id"),
-        }),
-    };
-    let envelope = copy_for_error();
+    // Kept for the time-out answer: the item itself is moved into the work.
+    let dialect = Dialect::of(&item);
+    let id = item.get("id").cloned();
     let work = async {
         // Queue for a global slot rather than fail: the item's time limit bounds the wait.
         let _permit = ctx.inflight.acquire().await;
@@ -39,15 +35,8 @@ pub async fn run_item(ctx: &Arc<Ctx>, caller: &Caller, item: Value) -> Answer {
     };
     match tokio::time::timeout(limit, work).await {
         Ok(answer) => answer,
-        Err(_) => Answer::error_for(&strip_nulls(envelope), &RpcError::Timeout(limit)),
+        Err(_) => Answer::error_in(dialect, id, &RpcError::Timeout(limit)),
     }
-}
-
-fn strip_nulls(mut v: Value) -> Value {
-    if let Value::Object(m) = &mut v {
-        m.retain(|_, v| !v.is_null());
-    }
-    v
 }
 
 /// The method and coin an item names, whatever its dialect.
@@ -77,6 +66,7 @@ fn plan(ctx: &Ctx, items: &[Value]) -> Plan {
     // Per coin: the last mutator, and the users since it.
     let mut last_mutator: HashMap<&str, usize> = HashMap::new();
     let mut users_since: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut set_readers: Vec<usize> = Vec::new();
     let mut deps = Vec::with_capacity(items.len());
     let mut over_cap = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -88,10 +78,16 @@ fn plan(ctx: &Ctx, items: &[Value]) -> Plan {
             (*n > cap).then(|| RpcError::OverMethodCap(m.to_string(), cap))
         }));
         let mut mine = Vec::new();
+        if method.is_some_and(|m| SET_READERS.contains(&m)) {
+            mine.extend(last_mutator.values().copied());
+            set_readers.push(i);
+        }
         if let (Some(m), Some(c)) = (method, coin) {
             mine.extend(last_mutator.get(c).copied());
             if COIN_MUTATORS.contains(&m) {
                 mine.extend(users_since.remove(c).unwrap_or_default());
+                // A listing of all coins is a use of every coin.
+                mine.extend(set_readers.iter().copied());
                 last_mutator.insert(c, i);
             } else {
                 users_since.entry(c).or_default().push(i);

@@ -71,18 +71,24 @@ impl Answer {
 
     /// An error answer in the dialect of `item`.
     pub fn error_for(item: &Value, e: &RpcError) -> Answer {
-        match Dialect::of(item) {
+        Answer::error_in(Dialect::of(item), item.get("id").cloned(), e)
+    }
+
+    /// An error answer in a dialect; `id` is the request's `id` member, if it had one.
+    pub fn error_in(dialect: Dialect, id: Option<Value>, e: &RpcError) -> Answer {
+        match dialect {
             Dialect::Legacy => Answer::legacy_error(e),
             Dialect::MmRpc => {
-                let (status, v) = e.v2(item.get("id").and_then(Value::as_u64));
+                let (status, v) = e.v2(id.as_ref().and_then(Value::as_u64));
                 Answer::json(status, v)
             }
-            Dialect::JsonRpc => match item.get("id") {
+            // No `id` member: a notification, which gets no answer even when it fails.
+            Dialect::JsonRpc => match id {
                 None => Answer {
                     status: StatusCode::NO_CONTENT,
                     body: Body::Nothing,
                 },
-                Some(id) => Answer::json(StatusCode::OK, e.jsonrpc(id.clone())),
+                Some(id) => Answer::json(StatusCode::OK, e.jsonrpc(id)),
             },
         }
     }
@@ -116,6 +122,14 @@ impl Caller {
             attempt: Arc::default(),
             header_userpass: header_userpass.map(Arc::from),
         }
+        .canonical()
+    }
+
+    /// IPv4 clients of a dual-stack listener arrive as `::ffff:a.b.c.d`; see them as IPv4, so
+    /// `127.0.0.1` is loopback however the daemon listens.
+    fn canonical(mut self) -> Caller {
+        self.ip = self.ip.to_canonical();
+        self
     }
 }
 

@@ -57,7 +57,7 @@ pub enum RpcError {
     /// The item ran past its time limit.
     #[error("Request timed out after {0:?}")]
     Timeout(Duration),
-    /// A batch larger than `max_batch_items`, or an item past its method's per-batch cap.
+    /// A batch larger than `max_batch_items`.
     #[error("Batch has {0} items; the limit is {1}")]
     BatchTooLarge(usize, usize),
     /// An item past its method's per-batch cap.

@@ -84,7 +84,7 @@ pub async fn handle(ctx: Arc<Ctx>, ip: IpAddr, req: Request<Incoming>) -> HttpRe
         );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Content-Type"),
+            HeaderValue::from_static("Content-Type, Authorization"),
         );
         h.insert(
             header::ACCESS_CONTROL_MAX_AGE,

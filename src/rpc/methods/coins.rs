@@ -175,7 +175,7 @@ pub async fn get_enabled_coins_v2(ctx: Arc<Ctx>, params: Value) -> Result<Reply,
         Value::Object(m) if m.is_empty() => {}
         other => {
             return Err(RpcError::InvalidParams(format!(
-                "Error parsing request: get_enabled_coins takes no params, got {other}"
+                "get_enabled_coins takes no params, got {other}"
             )))
         }
     }
