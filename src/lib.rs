@@ -18,13 +18,13 @@ pub mod rpc;
 
 /// `<crate version>_<git short hash or KDFD_BUILD_TAG>`, as KDF's `version` reports it.
 pub fn version_string() -> String {
-    format!("{}_{}", env!("CARGO_PKG_VERSION"), env!("KDFD_GIT_HASH"))
+    concat!(env!("CARGO_PKG_VERSION"), "_", env!("KDFD_GIT_HASH")).to_string()
 }
 
-/// The build time in RFC 3339 (UTC).
-pub fn build_datetime() -> String {
-    let secs: i64 = env!("KDFD_BUILD_UNIX").parse().unwrap_or(0);
-    rfc3339(secs)
+/// The build time in RFC 3339 (UTC), formatted once.
+pub fn build_datetime() -> &'static str {
+    static DATETIME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DATETIME.get_or_init(|| rfc3339(env!("KDFD_BUILD_UNIX").parse().unwrap_or(0)))
 }
 
 /// Formats unix seconds as `YYYY-MM-DDTHH:MM:SS+00:00`.

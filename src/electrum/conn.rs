@@ -150,7 +150,9 @@ impl Connection {
         let (tx, rx) = mpsc::unbounded_channel();
         let pending: Pending = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
-        let (notify_tx, _) = broadcast::channel(1024);
+        // Small: a listener that falls behind forgets its cache, which is safe, and every
+        // connection pays for this buffer whether or not a notification ever arrives.
+        let (notify_tx, _) = broadcast::channel(32);
         let reader = tokio::spawn(read_loop(
             spec.url.clone(),
             read,

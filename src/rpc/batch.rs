@@ -102,7 +102,13 @@ fn plan(ctx: &Ctx, items: &[Value]) -> Plan {
 pub async fn run(ctx: &Arc<Ctx>, caller: &Caller, items: Vec<Value>) -> Vec<Value> {
     let width = ctx.config.limits.batch_concurrency.max(1);
     let Plan { deps, mut over_cap } = plan(ctx, &items);
-    let done: Vec<watch::Sender<bool>> = items.iter().map(|_| watch::channel(false).0).collect();
+    // Completion signals only for the items something waits on (most batches: none).
+    let mut waited_on = vec![false; items.len()];
+    deps.iter().flatten().for_each(|&d| waited_on[d] = true);
+    let done: Vec<Option<watch::Sender<bool>>> = waited_on
+        .iter()
+        .map(|&w| w.then(|| watch::channel(false).0))
+        .collect();
     let done = &done;
     let jobs = items
         .into_iter()
@@ -113,13 +119,17 @@ pub async fn run(ctx: &Arc<Ctx>, caller: &Caller, items: Vec<Value>) -> Vec<Valu
             async move {
                 for d in deps {
                     // A dependency is always earlier, so it is running or done: no deadlock.
-                    let _ = done[d].subscribe().wait_for(|finished| *finished).await;
+                    if let Some(signal) = &done[d] {
+                        let _ = signal.subscribe().wait_for(|finished| *finished).await;
+                    }
                 }
                 let answer = match capped {
                     Some(e) => Answer::error_for(&item, &e),
                     None => run_item(ctx, caller, item).await,
                 };
-                done[i].send_replace(true);
+                if let Some(signal) = &done[i] {
+                    signal.send_replace(true);
+                }
                 answer.into_slot()
             }
         });

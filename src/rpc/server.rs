@@ -90,17 +90,22 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
     }
 }
 
-/// Runs the request on its own task, so a panic answers 500 instead of killing the connection.
+/// Runs the request, turning a panic into a 500 answer instead of a dead connection.
 async fn guarded(
     ctx: Arc<Ctx>,
     ip: std::net::IpAddr,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> HttpResponse {
-    let task = tokio::spawn(http::handle(ctx.clone(), ip, req));
-    match task.await {
+    use futures_util::FutureExt;
+    // AssertUnwindSafe: a panic drops the request's state, and nothing shared is left half-updated
+    // (shared state sits behind locks that recover from poisoning).
+    match std::panic::AssertUnwindSafe(http::handle(ctx.clone(), ip, req))
+        .catch_unwind()
+        .await
+    {
         Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "request handler panicked");
+        Err(_) => {
+            tracing::error!("request handler panicked");
             http::json_response(
                 &ctx,
                 StatusCode::INTERNAL_SERVER_ERROR,

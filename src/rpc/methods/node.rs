@@ -7,10 +7,15 @@ use std::sync::Arc;
 
 /// `version`: `{"result": "<version>_<git hash>", "datetime": "<build time>"}`.
 pub async fn version(_ctx: Arc<Ctx>, _req: Value) -> Result<Reply, RpcError> {
-    Ok(Reply::Json(json!({
-        "result": crate::version_string(),
-        "datetime": crate::build_datetime(),
-    })))
+    // The answer never changes: build it once (it is the hottest public method).
+    static ANSWER: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let answer = ANSWER.get_or_init(|| {
+        json!({
+            "result": crate::version_string(),
+            "datetime": crate::build_datetime(),
+        })
+    });
+    Ok(Reply::Json(answer.clone()))
 }
 
 /// `help`: plain text, as KDF answers it (so `null` inside a batch).
