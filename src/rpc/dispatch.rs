@@ -88,7 +88,11 @@ impl Answer {
                     status: StatusCode::NO_CONTENT,
                     body: Body::Nothing,
                 },
-                Some(id) => Answer::json(StatusCode::OK, e.jsonrpc(id)),
+                // JSON-RPC allows string, number or null ids; any other is answered as null.
+                Some(id @ (Value::String(_) | Value::Number(_) | Value::Null)) => {
+                    Answer::json(StatusCode::OK, e.jsonrpc(id))
+                }
+                Some(_) => Answer::json(StatusCode::OK, e.jsonrpc(Value::Null)),
             },
         }
     }

@@ -6,13 +6,46 @@ use super::dispatch::{Body as AnswerBody, Caller};
 use super::error::RpcError;
 use crate::ctx::Ctx;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::sync::Arc;
+
+/// How much of an over-size body is read and thrown away before the 413 goes out: a client that
+/// is still writing would otherwise see a broken pipe instead of the answer.
+const OVERSIZE_DRAIN: usize = 32 * 1024 * 1024;
+
+enum BodyError {
+    TooLarge,
+    Read(hyper::Error),
+}
+
+/// Reads the body up to `limit` bytes; past it, drains (bounded) and reports `TooLarge`.
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Read)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > limit {
+            if seen > limit.saturating_add(OVERSIZE_DRAIN) {
+                break;
+            }
+            continue;
+        }
+        buf.extend_from_slice(&data);
+    }
+    if seen > limit {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(buf.freeze())
+}
 
 /// Whether raw bytes mention a `"jsonrpc"` member.
 fn memchr_jsonrpc(bytes: &[u8]) -> bool {
@@ -100,7 +133,7 @@ pub async fn handle(ctx: Arc<Ctx>, ip: IpAddr, req: Request<Incoming>) -> HttpRe
         );
     }
     let limits = &ctx.config.limits;
-    let read = Limited::new(req.into_body(), limits.max_body_bytes).collect();
+    let read = read_body(req.into_body(), limits.max_body_bytes);
     let bytes = match tokio::time::timeout(limits.body_timeout, read).await {
         Err(_) => {
             return error_response(
@@ -109,24 +142,27 @@ pub async fn handle(ctx: Arc<Ctx>, ip: IpAddr, req: Request<Incoming>) -> HttpRe
                 "Request body was not received in time",
             )
         }
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return error_response(
+        Ok(Err(BodyError::TooLarge)) => {
+            let mut r = error_response(
                 &ctx,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "Request body is larger than the limit of {} bytes",
                     limits.max_body_bytes
                 ),
-            )
+            );
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
         }
-        Ok(Err(e)) => {
+        Ok(Err(BodyError::Read(e))) => {
             return error_response(
                 &ctx,
                 StatusCode::BAD_REQUEST,
                 format!("Could not read the request body: {e}"),
             )
         }
-        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Ok(bytes)) => bytes,
     };
     // KDF answers an unparsable body with 500 and serde's message (which quotes no input).
     let parsed: Value = match serde_json::from_slice(&bytes) {
