@@ -3,7 +3,7 @@
 //! clients x 100-item batches x 60 s) is documented in docs/reliability.md.
 
 #[path = "../examples/loadgen.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod loadgen;
 
 async fn run(opts: loadgen::Opts) -> loadgen::Report {
