@@ -435,9 +435,13 @@ mod tests {
             req("blockchain.scripthash.subscribe")
         ]));
         // Big enough on their own, or answers of unknown size.
+        assert!(needs_filler(&vec![
+            req("blockchain.scripthash.subscribe");
+            23
+        ]));
         assert!(!needs_filler(&vec![
             req("blockchain.scripthash.get_balance");
-            12
+            24
         ]));
         assert!(!needs_filler(&[req("blockchain.transaction.get")]));
         assert!(!needs_filler(&[req("server.version")]));
