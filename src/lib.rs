@@ -28,7 +28,7 @@ pub fn build_datetime() -> &'static str {
 }
 
 /// Formats unix seconds as `YYYY-MM-DDTHH:MM:SS+00:00`.
-fn rfc3339(secs: i64) -> String {
+pub fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Civil-from-days (Howard Hinnant's algorithm), to avoid a date crate for one timestamp.
