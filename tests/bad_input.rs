@@ -1069,12 +1069,7 @@ async fn bad_input_corpus() {
 
     let world = World {
         closed_url: closed_port_url(),
-        tickers: shipped_coins()
-            .as_array()
-            .expect("coins array")
-            .iter()
-            .filter_map(|c| c["coin"].as_str().map(String::from))
-            .collect(),
+        tickers: support::shipped_tickers(),
         active: Some(ACTIVE.to_string()),
         fake_url: Some(fake.url()),
         cap: MAIN_CAP,

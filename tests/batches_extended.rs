@@ -347,13 +347,7 @@ async fn per_method_caps() {
         .map(|i| activate(&format!("T{i}"), &server.url()))
         .collect();
     let (_, v) = k.post(&Value::Array(batch)).await;
-    assert!(
-        v.as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["result"] == "success"),
-        "{v}"
-    );
+    assert!(support::all_activated(&v), "{v}");
     let (_, v) = k
         .post(&json!([
             req("my_balance", json!({"coin": "T0"})),

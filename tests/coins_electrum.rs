@@ -558,13 +558,7 @@ async fn coins_on_one_server_share_a_connection_and_a_round_trip() {
         .map(|i| activate(&format!("T{i}"), json!([{"url": server.url()}])))
         .collect();
     let (_, v) = k.post(&Value::Array(activations)).await;
-    assert!(
-        v.as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["result"] == "success"),
-        "{v}"
-    );
+    assert!(support::all_activated(&v), "{v}");
     assert_eq!(
         server.connections_accepted(),
         1,

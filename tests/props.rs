@@ -67,12 +67,7 @@ fn closed_port_url() -> String {
 fn world(closed_url: String) -> World {
     World {
         closed_url,
-        tickers: shipped_coins()
-            .as_array()
-            .expect("coins array")
-            .iter()
-            .filter_map(|c| c["coin"].as_str().map(String::from))
-            .collect(),
+        tickers: support::shipped_tickers(),
         active: None,
         fake_url: None,
         cap: CAP,

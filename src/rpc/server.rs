@@ -1,5 +1,5 @@
-//! The accept loop: a connection limit (503 past it), header and body timeouts, one task per
-//! connection and per request, and a graceful shutdown that answers what is in flight.
+//! The accept loop: a connection limit (503 past it), header timeouts, one task per connection
+//! (a panicking request answers 500 on it), and a graceful shutdown that answers what is in flight.
 
 use super::http::{self, HttpResponse};
 use crate::ctx::Ctx;

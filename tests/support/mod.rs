@@ -224,6 +224,22 @@ impl Drop for Kdfd {
     }
 }
 
+/// True when every slot of a batch answer is a successful activation.
+pub fn all_activated(v: &Value) -> bool {
+    v.as_array()
+        .is_some_and(|slots| slots.iter().all(|s| s["result"] == "success"))
+}
+
+/// The tickers of the shipped coins file.
+pub fn shipped_tickers() -> Vec<String> {
+    shipped_coins()
+        .as_array()
+        .expect("coins array")
+        .iter()
+        .filter_map(|c| c["coin"].as_str().map(String::from))
+        .collect()
+}
+
 /// A legacy request with the test userpass.
 pub fn req(method: &str, extra: Value) -> Value {
     let mut v = json!({"userpass": USERPASS, "method": method});
