@@ -36,6 +36,61 @@ pub struct CoinConf {
     pub requires_notarization: bool,
     /// Confirmations before a coinbase output may be spent.
     pub mature_confirmations: u64,
+    /// `pubtype`: the P2PKH version byte (without `taddr`).
+    pub pubtype: u8,
+    /// `p2shtype`: the P2SH version byte (KDF's default 85).
+    pub p2shtype: u8,
+    /// `wiftype`: the WIF version byte (KDF's default 188).
+    pub wiftype: u8,
+    /// `taddr`: the extra leading byte of Zcash-style addresses; 0 when absent.
+    pub taddr: u8,
+    /// `derivation_path` (`m/purpose'/coin'`), as written; HD mode parses and checks it.
+    pub derivation_path: Option<String>,
+    /// `sign_message_prefix`, e.g. `"Komodo Signed Message:\n"`.
+    pub sign_message_prefix: Option<String>,
+    /// `txversion` (default 1).
+    pub txversion: u32,
+    /// `overwintered: 1`: Sapling-era transparent transactions (ZIP-243).
+    pub overwintered: bool,
+    /// `version_group_id` (hex string or number in the coins file).
+    pub version_group_id: Option<u32>,
+    /// `consensus_branch_id` (hex string or number in the coins file).
+    pub consensus_branch_id: Option<u32>,
+    /// `txfee`: `None` = absent (1000 sat/kB), `Some(0)` = dynamic, `Some(n)` = n sat/kB.
+    pub txfee: Option<u64>,
+    /// `dust`: the smallest output in satoshis (KDF's default 1000).
+    pub dust: Option<u64>,
+    /// `protocol.protocol_data`, for protocols that need more than the type (EVM).
+    pub protocol_data: Option<Value>,
+}
+
+/// Reads an optional u32 given as a number or a hex string (`"0x892f2085"` or `"892f2085"`).
+fn hex_u32(entry: &Value, key: &str) -> Result<Option<u32>, String> {
+    match entry.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| format!("field '{key}' must be a 32-bit number, got {n}")),
+        Some(Value::String(s)) => {
+            let digits = s.strip_prefix("0x").unwrap_or(s);
+            u32::from_str_radix(digits, 16)
+                .map(Some)
+                .map_err(|_| format!("field '{key}' must be a 32-bit hex string, got {s:?}"))
+        }
+        Some(v) => Err(format!(
+            "field '{key}' must be a number or hex string, got {v}"
+        )),
+    }
+}
+
+fn opt_string(entry: &Value, key: &str) -> Result<Option<String>, String> {
+    match entry.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(format!("field '{key}' must be a string, got {v}")),
+    }
 }
 
 /// Reads an optional integer field in `0..=max`.
@@ -96,16 +151,22 @@ impl CoinConf {
         };
         let is_btc = ticker == "BTC";
         let pubtype = int(entry, "pubtype", if is_btc { 0 } else { 60 }, 255)? as u8;
-        // Validated for its type only: kdfd builds no P2SH addresses or WIFs yet.
-        int(entry, "p2shtype", 0, 255)?;
-        int(entry, "wiftype", 0, 255)?;
+        let p2shtype = int(entry, "p2shtype", if is_btc { 5 } else { 85 }, 255)? as u8;
+        let wiftype = int(entry, "wiftype", if is_btc { 128 } else { 188 }, 255)? as u8;
         let taddr = int(entry, "taddr", 0, 255)? as u8;
         let p2pkh_prefix = if taddr != 0 {
             vec![taddr, pubtype]
         } else {
             vec![pubtype]
         };
-        let decimals = int(entry, "decimals", 8, 18)? as u32;
+        // UTXO amounts are i128 satoshis; other protocols check their own decimals.
+        let max_decimals = if protocol == "UTXO" { 18 } else { 255 };
+        let decimals = int(
+            entry,
+            "decimals",
+            if protocol == "UTXO" { 8 } else { 18 },
+            max_decimals,
+        )? as u32;
         let segwit = boolean(entry, "segwit", false)?;
         let bech32_hrp = match entry.get("bech32_hrp") {
             None | Some(Value::Null) => None,
@@ -136,6 +197,29 @@ impl CoinConf {
             required_confirmations: int(entry, "required_confirmations", 1, u32::MAX as u64)?,
             requires_notarization: boolean(entry, "requires_notarization", false)?,
             mature_confirmations: int(entry, "mature_confirmations", 100, u32::MAX as u64)?,
+            pubtype,
+            p2shtype,
+            wiftype,
+            taddr,
+            derivation_path: opt_string(entry, "derivation_path")?,
+            sign_message_prefix: opt_string(entry, "sign_message_prefix")?,
+            txversion: int(entry, "txversion", 1, u32::MAX as u64)? as u32,
+            overwintered: boolean(entry, "overwintered", false)?,
+            version_group_id: hex_u32(entry, "version_group_id")?,
+            consensus_branch_id: hex_u32(entry, "consensus_branch_id")?,
+            txfee: match entry.get("txfee") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(int(entry, "txfee", 0, u64::MAX)?),
+            },
+            dust: match entry.get("dust") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(int(entry, "dust", 0, u64::MAX)?),
+            },
+            protocol_data: entry
+                .get("protocol")
+                .and_then(|p| p.get("protocol_data"))
+                .filter(|v| !v.is_null())
+                .cloned(),
         })
     }
 }
