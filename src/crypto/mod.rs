@@ -29,8 +29,7 @@ pub enum KeyError {
 /// The wallet's one iguana key pair. `Debug` never prints the secret.
 #[derive(Clone)]
 pub struct KeyPair {
-    // Held for transaction signing; no method hands it out.
-    #[cfg_attr(not(test), allow(dead_code))]
+    // Used only by the signing methods below; no method hands it out.
     secret: SecretKey,
     public: PublicKey,
 }
@@ -61,6 +60,41 @@ impl KeyPair {
             SecretKey::from_slice(&bytes).map_err(|e| KeyError::OutOfRange(e.to_string()))?;
         let public = PublicKey::from_secret_key(&Secp256k1::signing_only(), &secret);
         Ok(KeyPair { secret, public })
+    }
+
+    /// A key pair from a secret key (HD derivation hands its keys over this way).
+    pub fn from_secret(secret: SecretKey) -> KeyPair {
+        let public = PublicKey::from_secret_key(&Secp256k1::signing_only(), &secret);
+        KeyPair { secret, public }
+    }
+
+    /// An ECDSA signature (RFC 6979 nonce, low-S) over a 32-byte digest, e.g. a sighash.
+    pub fn sign_digest(&self, digest: [u8; 32]) -> bitcoin::secp256k1::ecdsa::Signature {
+        let msg = bitcoin::secp256k1::Message::from_digest(digest);
+        Secp256k1::signing_only().sign_ecdsa(&msg, &self.secret)
+    }
+
+    /// A recoverable ECDSA signature over a 32-byte digest (message signing).
+    pub fn sign_digest_recoverable(
+        &self,
+        digest: [u8; 32],
+    ) -> bitcoin::secp256k1::ecdsa::RecoverableSignature {
+        let msg = bitcoin::secp256k1::Message::from_digest(digest);
+        Secp256k1::signing_only().sign_ecdsa_recoverable(&msg, &self.secret)
+    }
+
+    /// The WIF of the secret for `show_priv_key`, with the coin's `wiftype` byte (compressed).
+    pub fn wif(&self, wiftype: u8) -> String {
+        let mut payload = Vec::with_capacity(34);
+        payload.push(wiftype);
+        payload.extend_from_slice(&self.secret.secret_bytes());
+        payload.push(1);
+        base58::encode_check(&payload)
+    }
+
+    /// The 65-byte uncompressed public key (EVM addresses hash it).
+    pub fn public_key_uncompressed(&self) -> [u8; 65] {
+        self.public.serialize_uncompressed()
     }
 
     /// The 33-byte compressed public key.
