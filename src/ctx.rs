@@ -34,7 +34,7 @@ pub struct Ctx {
     /// Permits for items running at once across all requests.
     pub inflight: tokio::sync::Semaphore,
     /// Failed-userpass counts and lock-outs.
-    pub auth: crate::rpc::auth::Guard,
+    pub auth: crate::guard::Guard,
     shutdown: watch::Sender<bool>,
 }
 
@@ -50,7 +50,7 @@ impl Ctx {
             .map_err(StartError::Key)?;
         let client_name = format!("{} GUI/MM2 {}", config.gui, crate::version_string());
         Ok(Ctx {
-            auth: crate::rpc::auth::Guard::new(config.auth.clone()),
+            auth: crate::guard::Guard::new(config.auth.clone()),
             inflight: tokio::sync::Semaphore::new(config.limits.max_inflight_items),
             config,
             registry,

@@ -14,6 +14,7 @@ pub mod config;
 pub mod crypto;
 pub mod ctx;
 pub mod electrum;
+pub mod guard;
 pub mod rpc;
 
 /// `<crate version>_<git short hash or KDFD_BUILD_TAG>`, as KDF's `version` reports it.

@@ -113,7 +113,7 @@ pub struct Caller {
     /// The TCP peer address.
     pub ip: IpAddr,
     /// Shared by the items of one HTTP request, so a batch counts as one attempt.
-    pub attempt: Arc<super::auth::Attempt>,
+    pub attempt: Arc<crate::guard::Attempt>,
     /// The password of an `Authorization` header (JSON-RPC 2.0 items only).
     pub header_userpass: Option<Arc<str>>,
 }

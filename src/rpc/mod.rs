@@ -12,7 +12,7 @@
 //! - `methods`: the dispatch tables and the handlers.
 
 mod atomic;
-pub(crate) mod auth;
+mod auth;
 mod batch;
 mod dispatch;
 pub mod error;
