@@ -60,7 +60,8 @@ pub struct Limits {
     pub max_inflight_items: usize,
     /// Largest response body; a larger answer is replaced by an error.
     pub max_response_bytes: usize,
-    /// Most items of a method in one batch; items past the cap get an error slot.
+    /// `batch_method_caps`: per-method overrides of the table's default caps; items past the cap
+    /// get an error slot.
     pub method_caps: std::collections::HashMap<String, usize>,
 }
 
@@ -78,16 +79,13 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(30),
             max_inflight_items: 20_000,
             max_response_bytes: 64 * 1024 * 1024,
-            // Generous enough for a GUI that activates every coin it lists at start-up.
-            method_caps: [("electrum", 500), ("disable_coin", 500), ("stop", 1)]
-                .into_iter()
-                .map(|(m, n)| (m.to_string(), n))
-                .collect(),
+            // Only the config's overrides; each method's default cap is in the RPC method table.
+            method_caps: Default::default(),
         }
     }
 }
 
-/// The brute-force defence's settings (see `rpc::auth`).
+/// The brute-force defence's settings (see `guard`).
 #[derive(Debug, Clone)]
 pub struct AuthLimits {
     /// Failed attempts within `window` that trigger a lock-out.

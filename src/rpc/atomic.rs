@@ -4,9 +4,9 @@
 //! activation is deactivated, a deactivation re-activated with its original request).
 
 use super::batch;
-use super::dispatch::{self, Caller, Dialect};
+use super::dispatch::{self, Caller, Dialect, Head};
 use super::error::RpcError;
-use super::methods;
+use super::methods::{self, Effect};
 use crate::ctx::Ctx;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -49,27 +49,6 @@ pub async fn run(
     Ok(Value::Object(out))
 }
 
-/// The method, coin and userpass of an item, in any dialect.
-fn parts(item: &Value) -> (Option<&str>, Option<&Value>, Option<&Value>) {
-    let method = item.get("method").and_then(Value::as_str);
-    match Dialect::of(item) {
-        Dialect::Legacy => (method, item.get("coin"), item.get("userpass")),
-        Dialect::MmRpc => (
-            method,
-            item.get("params").and_then(|p| p.get("coin")),
-            item.get("userpass"),
-        ),
-        Dialect::JsonRpc => {
-            let params = item.get("params");
-            (
-                method,
-                params.and_then(|p| p.get("coin")),
-                params.and_then(|p| p.get("userpass")),
-            )
-        }
-    }
-}
-
 /// Checks an item before anything runs: an object, a known method, a coin where one is needed,
 /// and a valid userpass.
 async fn validate(ctx: &Ctx, caller: &Caller, item: &Value) -> Result<(), String> {
@@ -79,29 +58,24 @@ async fn validate(ctx: &Ctx, caller: &Caller, item: &Value) -> Result<(), String
             dispatch::kind_of(item)
         ));
     }
-    let (method, coin, userpass) = parts(item);
-    let method = method.ok_or("item has no string 'method'")?;
-    let entry = match Dialect::of(item) {
-        Dialect::MmRpc => methods::v2(method),
-        _ => methods::legacy(method).or_else(|| methods::v2(method)),
-    }
-    .ok_or_else(|| format!("No such method: {method}"))?;
-    if ["electrum", "my_balance", "disable_coin"].contains(&method)
-        && !coin.is_some_and(Value::is_string)
-    {
+    let head = Head::of(item);
+    let method = head.method.ok_or("item has no string 'method'")?;
+    let entry =
+        methods::find(head.dialect, method).ok_or_else(|| format!("No such method: {method}"))?;
+    if entry.effect.names_coin() && head.coin.is_none() {
         return Err(format!("'{method}' needs a string 'coin'"));
     }
-    if method == "stop" {
-        return Err("'stop' cannot be part of an atomic batch".into());
+    if entry.effect == Effect::Stops {
+        return Err(format!("'{method}' cannot be part of an atomic batch"));
     }
-    if Dialect::of(item) == Dialect::JsonRpc && item.get("id").is_none() {
+    if head.dialect == Dialect::JsonRpc && item.get("id").is_none() {
         // A notification's failure could not be seen, so it could not be rolled back.
         return Err(
             "a JSON-RPC notification cannot be part of an atomic batch: give it an id".into(),
         );
     }
     let header = caller.header_userpass.as_deref().map(|p| json!(p));
-    let userpass = match (userpass, Dialect::of(item)) {
+    let userpass = match (head.userpass, head.dialect) {
         (None, Dialect::JsonRpc) => header.as_ref(),
         (u, _) => u,
     };
@@ -137,12 +111,15 @@ async fn run_atomic(ctx: &Arc<Ctx>, caller: &Caller, items: Vec<Value>) -> Value
     let mut details = Vec::with_capacity(items.len());
     let mut undo = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
-        let (method, coin, _) = parts(&item);
-        let method = method.unwrap_or_default().to_string();
-        let coin = coin.and_then(Value::as_str).map(str::to_string);
+        let head = Head::of(&item);
+        let effect = head
+            .method
+            .and_then(|m| methods::find(head.dialect, m))
+            .map_or(Effect::None, |m| m.effect);
+        let coin = head.coin.map(str::to_string);
         // Captured before a deactivation runs, so it can be re-activated as it was.
-        let original = match (method.as_str(), &coin) {
-            ("disable_coin", Some(c)) => ctx.coins.get(c).map(|coin| coin.activation.clone()),
+        let original = match (effect, &coin) {
+            (Effect::Deactivates, Some(c)) => ctx.coins.get(c).map(|coin| coin.activation.clone()),
             _ => None,
         };
         let slot = batch::run_item(ctx, caller, item)
@@ -159,9 +136,9 @@ async fn run_atomic(ctx: &Arc<Ctx>, caller: &Caller, items: Vec<Value>) -> Value
             }
             return answer;
         }
-        match (method.as_str(), coin) {
-            ("electrum", Some(c)) => undo.push(Undo::Deactivate(c)),
-            ("disable_coin", Some(_)) => undo.extend(original.map(Undo::Reactivate)),
+        match (effect, coin) {
+            (Effect::Activates, Some(c)) => undo.push(Undo::Deactivate(c)),
+            (Effect::Deactivates, Some(_)) => undo.extend(original.map(Undo::Reactivate)),
             _ => {}
         }
         details.push(slot);

@@ -8,19 +8,15 @@
 //!   deactivation. Items for other coins still run side by side.
 //! - Per-method caps: items of a method past its cap get an error slot and do not run.
 
-use super::dispatch::{self, Answer, Caller, Dialect};
+use super::dispatch::{self, Answer, Caller, Dialect, Head};
 use super::error::RpcError;
+use super::methods::{self, Effect};
 use crate::ctx::Ctx;
 use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::watch;
-
-/// Methods that activate or deactivate the coin they name.
-const COIN_MUTATORS: &[&str] = &["electrum", "disable_coin"];
-/// Methods that read the whole set of coins, so wait for every earlier mutator.
-const SET_READERS: &[&str] = &["get_enabled_coins"];
 
 /// One item under the per-item time limit; used for single requests too.
 pub async fn run_item(ctx: &Arc<Ctx>, caller: &Caller, item: Value) -> Answer {
@@ -39,21 +35,6 @@ pub async fn run_item(ctx: &Arc<Ctx>, caller: &Caller, item: Value) -> Answer {
     }
 }
 
-/// The method and coin an item names, whatever its dialect.
-fn method_and_coin(item: &Value) -> (Option<&str>, Option<&str>) {
-    let method = item.get("method").and_then(Value::as_str);
-    fn coin_of(v: &Value) -> Option<&str> {
-        v.get("coin")
-            .or_else(|| v.get("ticker"))
-            .and_then(Value::as_str)
-    }
-    let coin = match Dialect::of(item) {
-        Dialect::Legacy => item.get("coin").and_then(Value::as_str),
-        _ => item.get("params").and_then(coin_of),
-    };
-    (method, coin)
-}
-
 /// For each item: the earlier items it waits for, and whether it is over its method's cap.
 struct Plan {
     deps: Vec<Vec<usize>>,
@@ -70,21 +51,24 @@ fn plan(ctx: &Ctx, items: &[Value]) -> Plan {
     let mut deps = Vec::with_capacity(items.len());
     let mut over_cap = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let (method, coin) = method_and_coin(item);
+        let head = Head::of(item);
+        let (method, coin) = (head.method, head.coin);
+        let entry = method.and_then(|m| methods::find(head.dialect, m));
+        let effect = entry.map_or(Effect::None, |e| e.effect);
         over_cap.push(method.and_then(|m| {
-            let cap = *caps.get(m)?;
+            let cap = caps.get(m).copied().or(entry.and_then(|e| e.cap))?;
             let n = counts.entry(m).or_default();
             *n += 1;
             (*n > cap).then(|| RpcError::OverMethodCap(m.to_string(), cap))
         }));
         let mut mine = Vec::new();
-        if method.is_some_and(|m| SET_READERS.contains(&m)) {
+        if effect == Effect::ReadsAll {
             mine.extend(last_mutator.values().copied());
             set_readers.push(i);
         }
-        if let (Some(m), Some(c)) = (method, coin) {
+        if let Some(c) = coin {
             mine.extend(last_mutator.get(c).copied());
-            if COIN_MUTATORS.contains(&m) {
+            if matches!(effect, Effect::Activates | Effect::Deactivates) {
                 mine.extend(users_since.remove(c).unwrap_or_default());
                 // A listing of all coins is a use of every coin.
                 mine.extend(set_readers.iter().copied());

@@ -54,6 +54,47 @@ impl Dialect {
     }
 }
 
+/// What the edge reads of an item once, whatever its dialect: batches, atomic batches and the
+/// time-out answer all use this, so they agree on what `coin` is.
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'a> {
+    /// The envelope.
+    pub dialect: Dialect,
+    /// `method`, when a string.
+    pub method: Option<&'a str>,
+    /// Legacy `coin`; v2 and JSON-RPC `params.coin` or `params.ticker`.
+    pub coin: Option<&'a str>,
+    /// The item's `userpass` (JSON-RPC: inside `params`).
+    pub userpass: Option<&'a Value>,
+}
+
+impl<'a> Head<'a> {
+    /// Reads the head of an item.
+    pub fn of(item: &'a Value) -> Head<'a> {
+        let dialect = Dialect::of(item);
+        let method = item.get("method").and_then(Value::as_str);
+        let params = item.get("params");
+        let coin_in = |v: Option<&'a Value>| {
+            v.and_then(|v| v.get("coin").or_else(|| v.get("ticker")))
+                .and_then(Value::as_str)
+        };
+        let (coin, userpass) = match dialect {
+            Dialect::Legacy => (
+                item.get("coin").and_then(Value::as_str),
+                item.get("userpass"),
+            ),
+            Dialect::MmRpc => (coin_in(params), item.get("userpass")),
+            Dialect::JsonRpc => (coin_in(params), params.and_then(|p| p.get("userpass"))),
+        };
+        Head {
+            dialect,
+            method,
+            coin,
+            userpass,
+        }
+    }
+}
+
 impl Answer {
     /// A JSON answer.
     pub fn json(status: StatusCode, v: Value) -> Answer {
