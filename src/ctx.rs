@@ -62,6 +62,15 @@ impl Ctx {
         })
     }
 
+    /// What coin activation needs from the daemon.
+    pub fn coin_env(&self) -> crate::coins::utxo::Env<'_> {
+        crate::coins::utxo::Env {
+            coins: &self.coins,
+            hub: self.electrum.clone(),
+            balance_cache: self.config.balance_cache,
+        }
+    }
+
     /// Asks the server to stop accepting and drain (the `stop` method).
     pub fn request_shutdown(&self) {
         self.shutdown.send_replace(true);

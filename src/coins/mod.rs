@@ -2,9 +2,11 @@
 //! the UTXO coin itself (its address, scripthashes and Electrum pool).
 
 mod conf;
-mod utxo;
+mod error;
+pub mod utxo;
 
 pub use conf::{parse_address_format, AddressFormat, CoinConf};
+pub use error::CoinError;
 pub use utxo::{wallet_scripts, UtxoCoin};
 
 use dashmap::mapref::entry::Entry;

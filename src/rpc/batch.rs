@@ -53,7 +53,8 @@ fn plan(ctx: &Ctx, items: &[Value]) -> Plan {
     for (i, item) in items.iter().enumerate() {
         let head = Head::of(item);
         let (method, coin) = (head.method, head.coin);
-        let entry = method.and_then(|m| methods::find(head.dialect, m));
+        // By name, whatever the envelope: a cap must hold even for an item whose envelope fails.
+        let entry = method.and_then(|m| methods::find(Dialect::Legacy, m));
         let effect = entry.map_or(Effect::None, |e| e.effect);
         over_cap.push(method.and_then(|m| {
             let cap = caps.get(m).copied().or(entry.and_then(|e| e.cap))?;

@@ -68,6 +68,21 @@ pub enum RpcError {
     Internal(String),
 }
 
+impl From<crate::coins::CoinError> for RpcError {
+    fn from(e: crate::coins::CoinError) -> RpcError {
+        use crate::coins::CoinError as C;
+        match e {
+            C::NoSuchCoin(c) => RpcError::NoSuchCoin(c),
+            C::AlreadyActive(c) => RpcError::AlreadyActive(c),
+            C::Config(m) => RpcError::CoinConfig(m),
+            C::InvalidParams(m) => RpcError::InvalidParams(m),
+            C::NoKey => RpcError::NoPassphrase,
+            C::ActivationFailed(e) => RpcError::ActivationFailed(e),
+            C::Electrum(e) => RpcError::Electrum(e),
+        }
+    }
+}
+
 /// How an error looks on the wire.
 struct Shape {
     status: StatusCode,

@@ -1,9 +1,10 @@
 //! Coin methods: `electrum` (activation), `my_balance`, `get_enabled_coins`, `disable_coin`.
 
 use super::{required_str, Reply, RpcError};
-use crate::coins::{parse_address_format, wallet_scripts, AddressFormat, UtxoCoin};
+use crate::coins::parse_address_format;
+use crate::coins::utxo::{self, UtxoActivation};
 use crate::ctx::Ctx;
-use crate::electrum::{ElectrumError, Pool, ServerSpec};
+use crate::electrum::ServerSpec;
 use hyper::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -71,64 +72,31 @@ pub async fn electrum(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
             conf.protocol
         )));
     }
-    let specs = servers(&ctx, &req)?;
-    let min_connected = opt_u64(&req, "min_connected")?;
-    let max_connected = opt_u64(&req, "max_connected")?;
-    let required_confirmations =
-        opt_u64(&req, "required_confirmations")?.unwrap_or(conf.required_confirmations);
-    let requires_notarization =
-        opt_bool(&req, "requires_notarization")?.unwrap_or(conf.requires_notarization);
-    opt_bool(&req, "tx_history")?;
-    let format = parse_address_format(req.get("address_format"))
-        .map_err(RpcError::InvalidParams)?
-        .unwrap_or(conf.address_format);
-    if conf.address_format == AddressFormat::Segwit && format == AddressFormat::Standard {
-        return Err(RpcError::CoinConfig(format!(
-            "Coin {ticker} is configured for the segwit address format; standard was requested"
-        )));
-    }
-    let keys = ctx.keys.as_ref().ok_or(RpcError::NoPassphrase)?;
-    let (address, scripthashes) =
-        wallet_scripts(&conf, keys, format).map_err(RpcError::CoinConfig)?;
-
-    // Reserved from here on: a second activation of the ticker fails instead of racing, and any
-    // failure below (or a cancelled request) frees the ticker again.
-    let reservation = ctx
-        .coins
-        .reserve(ticker)
-        .ok_or_else(|| RpcError::AlreadyActive(ticker.to_string()))?;
+    let servers = servers(&ctx, &req)?;
     let to_usize = |v: Option<u64>| v.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-    let pool = Pool::connect(
-        specs,
-        to_usize(min_connected),
-        to_usize(max_connected),
-        ctx.electrum.clone(),
-        ctx.config.balance_cache,
-    )
-    .await
-    .map_err(|e| match e {
-        ElectrumError::Config(m) => RpcError::InvalidParams(m),
-        e => RpcError::ActivationFailed(e),
-    })?;
-    let coin = Arc::new(UtxoCoin {
-        conf: conf.clone(),
-        address,
-        scripthashes,
-        required_confirmations,
-        requires_notarization,
-        seq: ctx.coins.next_seq(),
-        pool,
-        activation: {
+    let activation = UtxoActivation {
+        servers,
+        min_connected: to_usize(opt_u64(&req, "min_connected")?),
+        max_connected: to_usize(opt_u64(&req, "max_connected")?),
+        required_confirmations: opt_u64(&req, "required_confirmations")?,
+        requires_notarization: opt_bool(&req, "requires_notarization")?,
+        format: {
+            opt_bool(&req, "tx_history")?;
+            parse_address_format(req.get("address_format")).map_err(RpcError::InvalidParams)?
+        },
+        original: {
             let mut r = req.clone();
             if let Some(o) = r.as_object_mut() {
                 o.remove("userpass");
             }
             r
         },
-    });
-    let balance = coin.balance().await.map_err(RpcError::ActivationFailed)?;
-    reservation.commit(coin.clone());
-    tracing::info!(coin = ticker, "coin activated");
+    };
+    let keys = ctx.keys.as_ref().ok_or(RpcError::NoPassphrase)?;
+    let coin = utxo::activate(&ctx.coin_env(), conf.clone(), keys, activation).await?;
+    let balance = coin.balance().await.map_err(RpcError::Electrum)?;
+    let (required_confirmations, requires_notarization) =
+        (coin.required_confirmations, coin.requires_notarization);
     Ok(Reply::Json(json!({
         "result": "success",
         "address": coin.address,

@@ -1,6 +1,10 @@
 //! An activated UTXO coin: its address and scripthashes for the wallet key, and the Electrum pool
 //! its balances come from.
 
+mod activate;
+
+pub use activate::{activate, Env, UtxoActivation};
+
 use super::{format_amount, AddressFormat, CoinConf};
 use crate::crypto::{self, KeyPair};
 use crate::electrum::{ElectrumError, PoolHandle};

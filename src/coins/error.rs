@@ -1,0 +1,29 @@
+//! What can go wrong in `coins`: typed, so `rpc/error.rs` alone decides the wire shape.
+
+use crate::electrum::ElectrumError;
+
+/// An error from activating or using a coin.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CoinError {
+    /// The coin is not active.
+    #[error("No such coin: {0}")]
+    NoSuchCoin(String),
+    /// Active, or being activated, already.
+    #[error("Coin {0} already initialized")]
+    AlreadyActive(String),
+    /// Not in the coins file, wrong protocol, bad format for the coin.
+    #[error("{0}")]
+    Config(String),
+    /// A request field with a bad value (e.g. a server entry).
+    #[error("{0}")]
+    InvalidParams(String),
+    /// No wallet key: KDF's no-login mode.
+    #[error("no wallet key")]
+    NoKey,
+    /// The first balance read failed, so the coin was not activated.
+    #[error("Deactivated coin due to error in balance querying: {0}")]
+    ActivationFailed(ElectrumError),
+    /// An upstream read failed.
+    #[error("{0}")]
+    Electrum(ElectrumError),
+}
