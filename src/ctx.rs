@@ -42,12 +42,12 @@ impl Ctx {
     /// Builds the state, checking the coins file and the passphrase once, at start-up.
     pub fn new(config: Config) -> Result<Ctx, StartError> {
         let registry = Registry::load(&config.coins).map_err(StartError::Coins)?;
-        let keys = config
-            .passphrase
-            .as_deref()
-            .map(KeyPair::from_passphrase)
-            .transpose()
-            .map_err(StartError::Key)?;
+        let keys = match &config.wallet.passphrase {
+            Some(crate::config::PassphraseConf::Plain(p)) => {
+                Some(KeyPair::from_passphrase(p).map_err(StartError::Key)?)
+            }
+            _ => None,
+        };
         let client_name = format!("{} GUI/MM2 {}", config.gui, crate::version_string());
         Ok(Ctx {
             auth: crate::guard::Guard::new(config.auth.clone()),

@@ -16,6 +16,7 @@ pub mod ctx;
 pub mod electrum;
 pub mod guard;
 pub mod rpc;
+pub mod tasks;
 
 /// `<crate version>_<git short hash or KDFD_BUILD_TAG>`, as KDF's `version` reports it.
 pub fn version_string() -> String {

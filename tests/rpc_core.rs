@@ -415,8 +415,8 @@ fn bad_configs_exit_nonzero_with_one_clear_line() {
             "No coins are set in JSON config",
         ),
         (
-            json!({"rpc_password": USERPASS, "coins": [], "enable_hd": true}),
-            "enable_hd: true (HD wallets) is not supported",
+            json!({"rpc_password": USERPASS, "coins": [], "enable_hd": true, "passphrase": "not a bip39 mnemonic"}),
+            "mnemonic",
         ),
     ];
     for (conf, needle) in cases {

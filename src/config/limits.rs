@@ -1,0 +1,173 @@
+//! kdfd's bounds on requests, and the brute-force defence's settings: every one is a config key.
+
+use super::read::{as_u64_lenient, opt_bool, opt_u64};
+use super::ConfigError;
+use serde_json::Value;
+use std::time::Duration;
+
+/// kdfd's bounds on what one client may make it do; every one is a config key.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest accepted request body in bytes (413 past it).
+    pub max_body_bytes: usize,
+    /// Most items in one batch; a larger batch runs nothing.
+    pub max_batch_items: usize,
+    /// How many items of one batch run at the same time.
+    pub batch_concurrency: usize,
+    /// Time limit of one item; past it the item's slot gets an error.
+    pub item_timeout: Duration,
+    /// Connect + request timeout for Electrum servers without their own `timeout_sec`.
+    pub electrum_timeout: Duration,
+    /// How long a graceful shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
+    /// Most HTTP connections served at once (503 past it).
+    pub max_connections: usize,
+    /// Time a client has to send its request headers.
+    pub header_timeout: Duration,
+    /// Time a client has to send its request body.
+    pub body_timeout: Duration,
+    /// Most batch items (and single requests) running at once across all clients; more wait.
+    pub max_inflight_items: usize,
+    /// Largest response body; a larger answer is replaced by an error.
+    pub max_response_bytes: usize,
+    /// `batch_method_caps`: per-method overrides of the table's default caps; items past the cap
+    /// get an error slot.
+    pub method_caps: std::collections::HashMap<String, usize>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 4 * 1024 * 1024,
+            max_batch_items: 1000,
+            batch_concurrency: 1000,
+            item_timeout: Duration::from_secs(60),
+            electrum_timeout: Duration::from_secs(20),
+            drain_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            max_inflight_items: 20_000,
+            max_response_bytes: 64 * 1024 * 1024,
+            // Only the config's overrides; each method's default cap is in the RPC method table.
+            method_caps: Default::default(),
+        }
+    }
+}
+
+/// The brute-force defence's settings (see `guard`).
+#[derive(Debug, Clone)]
+pub struct AuthLimits {
+    /// Failed attempts within `window` that trigger a lock-out.
+    pub threshold: u32,
+    /// Window over which failures are counted.
+    pub window: Duration,
+    /// First lock-out; doubles with each repeat offence.
+    pub lockout: Duration,
+    /// Longest lock-out.
+    pub max_lockout: Duration,
+    /// One offence is forgiven per quiet period of this length.
+    pub decay: Duration,
+    /// Delay of every failed check, served one at a time per client IP.
+    pub delay: Duration,
+    /// Loopback clients are never locked out (they still get the delay).
+    pub exempt_loopback: bool,
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        AuthLimits {
+            threshold: 10,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(30),
+            max_lockout: Duration::from_secs(3600),
+            decay: Duration::from_secs(600),
+            delay: Duration::from_millis(250),
+            exempt_loopback: true,
+        }
+    }
+}
+
+pub(super) fn parse_limits(conf: &Value) -> Result<Limits, ConfigError> {
+    let mut l = Limits::default();
+    let positive = |key: &str| -> Result<Option<u64>, ConfigError> {
+        match opt_u64(conf, key)? {
+            Some(0) => Err(ConfigError::Invalid(format!("{key} must be at least 1"))),
+            v => Ok(v),
+        }
+    };
+    if let Some(v) = positive("max_body_bytes")? {
+        l.max_body_bytes = v as usize;
+    }
+    if let Some(v) = positive("max_batch_items")? {
+        l.max_batch_items = v as usize;
+    }
+    if let Some(v) = positive("batch_concurrency")? {
+        l.batch_concurrency = v as usize;
+    }
+    if let Some(v) = positive("max_inflight_items")? {
+        l.max_inflight_items = v as usize;
+    }
+    if let Some(v) = positive("max_response_bytes")? {
+        l.max_response_bytes = v as usize;
+    }
+    match conf.get("batch_method_caps") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(caps)) => {
+            for (method, cap) in caps {
+                let n = as_u64_lenient(cap).filter(|n| *n > 0).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "batch_method_caps.{method} must be a positive integer"
+                    ))
+                })?;
+                l.method_caps.insert(method.clone(), n as usize);
+            }
+        }
+        Some(_) => {
+            return Err(ConfigError::Invalid(
+                "batch_method_caps must be an object of method: positive integer".into(),
+            ))
+        }
+    }
+    if let Some(v) = positive("max_connections")? {
+        l.max_connections = v as usize;
+    }
+    if let Some(v) = positive("item_timeout_sec")? {
+        l.item_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = positive("electrum_timeout_sec")? {
+        l.electrum_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = positive("header_timeout_sec")? {
+        l.header_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = positive("body_timeout_sec")? {
+        l.body_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = positive("drain_timeout_sec")? {
+        l.drain_timeout = Duration::from_secs(v);
+    }
+    Ok(l)
+}
+
+pub(super) fn parse_auth(conf: &Value) -> Result<AuthLimits, ConfigError> {
+    let mut a = AuthLimits::default();
+    if let Some(v) = opt_u64(conf, "auth_fail_threshold")? {
+        a.threshold = u32::try_from(v.max(1)).unwrap_or(u32::MAX);
+    }
+    let secs = |key: &str, target: &mut Duration| -> Result<(), ConfigError> {
+        if let Some(v) = opt_u64(conf, key)? {
+            *target = Duration::from_secs(v);
+        }
+        Ok(())
+    };
+    secs("auth_fail_window_sec", &mut a.window)?;
+    secs("auth_lockout_sec", &mut a.lockout)?;
+    secs("auth_lockout_max_sec", &mut a.max_lockout)?;
+    secs("auth_lockout_decay_sec", &mut a.decay)?;
+    if let Some(v) = opt_u64(conf, "auth_fail_delay_ms")? {
+        a.delay = Duration::from_millis(v);
+    }
+    a.exempt_loopback = opt_bool(conf, "auth_lockout_exempt_loopback", true)?;
+    Ok(a)
+}

@@ -1,0 +1,85 @@
+use super::*;
+use serde_json::json;
+
+fn load(conf: Value) -> Result<Config, ConfigError> {
+    Config::from_json(&Sources::default(), &conf)
+}
+
+#[test]
+fn password_policy_in_kdf_order() {
+    let cases = [
+        ("myPassword1!", "Password can't contain the word password"),
+        (
+            "Ab1!",
+            "Password length should be at least 8 characters long",
+        ),
+        ("Abcdefg!", "Password should contain at least 1 digit"),
+        (
+            "ABCDEFG1!",
+            "Password should contain at least 1 lowercase character",
+        ),
+        (
+            "abcdefg1!",
+            "Password should contain at least 1 uppercase character",
+        ),
+        (
+            "Abcdefg12",
+            "Password should contain at least 1 special character",
+        ),
+        (
+            "Abccc1!xyz",
+            "Password can't contain the same character 3 times in a row",
+        ),
+    ];
+    for (pw, msg) in cases {
+        assert_eq!(
+            check_password_policy(pw).unwrap_err().to_string(),
+            msg,
+            "{pw}"
+        );
+    }
+    assert!(check_password_policy("Str0ng!Pass-ok").is_ok());
+}
+
+#[test]
+fn weak_password_allowed_when_asked() {
+    let c = json!({"rpc_password": "weak", "coins": []});
+    assert!(load(c).is_err());
+    let c = json!({"rpc_password": "weak", "allow_weak_password": true, "coins": []});
+    assert_eq!(load(c).unwrap().rpc_password.as_deref(), Some("weak"));
+    let c = json!({"rpc_password": "", "coins": []});
+    assert_eq!(
+        load(c).unwrap_err().to_string(),
+        "rpc_password must not be empty"
+    );
+    let c = json!({"rpc_password": 5, "coins": []});
+    assert_eq!(
+        load(c).unwrap_err().to_string(),
+        "rpc_password must be string"
+    );
+}
+
+#[test]
+fn ports_as_kdf() {
+    let port = |v: Value| load(json!({"rpcport": v, "coins": []})).map(|c| c.rpcport);
+    assert_eq!(port(Value::Null).unwrap(), 7783);
+    assert_eq!(port(json!(0)).unwrap(), 0);
+    assert_eq!(port(json!("8000")).unwrap(), 8000);
+    assert_eq!(port(json!(80)).unwrap_err().to_string(), "rpcport < 1024");
+    assert_eq!(port(json!(70000)).unwrap_err().to_string(), "rpcport > u16");
+    assert!(port(json!(-5)).is_err());
+}
+
+#[test]
+fn defaults() {
+    let c = load(json!({"coins": []})).unwrap();
+    assert_eq!(c.rpcip.to_string(), "127.0.0.1");
+    assert!(c.rpc_local_only);
+    assert_eq!(c.rpccors, "http://localhost:3000");
+    assert_eq!(c.gui, "UNKNOWN");
+    assert_eq!(c.limits.max_batch_items, 1000);
+    assert!(load(json!({"coins": [], "rpcip": 1})).is_err());
+    assert!(load(json!({"coins": [], "netid": 7777})).is_err());
+    assert!(load(json!({"coins": [], "passphrase": ""})).is_err());
+    assert!(load(json!({"coins": [], "max_batch_items": 0})).is_err());
+}
