@@ -12,14 +12,19 @@
 //! batch as separate lines, which stock ElectrumX 2.0 holds for up to a second each. Ours sends
 //! KDF's handshake and turns requests made in the same instant into one JSON-RPC array.
 
+mod cache;
 mod conn;
 mod hub;
 mod pool;
+mod reads;
 mod tls;
+mod watch;
 
 pub use conn::{Connection, Notification};
 pub use hub::Hub;
 pub use pool::{Pool, PoolHandle};
+pub use reads::{HistoryItem, UnspentItem};
+pub use watch::Change;
 
 use serde_json::Value;
 use std::time::Duration;

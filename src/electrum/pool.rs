@@ -1,16 +1,12 @@
-//! One coin's Electrum servers: priority order, failover, back-off, keep-alive pings, and a
-//! balance cache that scripthash subscriptions keep fresh.
-//!
-//! The cache holds a scripthash's balance only while the connection its subscription lives on is
-//! alive; a status notification for it drops the entry (and bumps its generation, so an answer
-//! already in flight is not stored over the news). With no entry, a balance is read upstream.
+//! One coin's Electrum servers: priority order, failover, back-off and keep-alive pings. The
+//! balance cache is `cache.rs`; the stream of scripthash changes is `watch.rs`.
 
-use super::{Balance, Connection, ElectrumError, Hub, ServerSpec};
-use serde_json::{json, Value};
-use std::collections::HashMap;
+use super::cache::Cache;
+use super::watch::Changes;
+use super::{Connection, ElectrumError, Hub, ServerSpec};
+use serde_json::json;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast::error::RecvError;
 
 /// KDF's keep-alive interval.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
@@ -18,7 +14,7 @@ const PING_INTERVAL: Duration = Duration::from_secs(30);
 const FIRST_BACKOFF: Duration = Duration::from_secs(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(12 * 3600);
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -79,36 +75,15 @@ impl Slot {
     }
 }
 
-/// Balances known to be current, per scripthash.
-#[derive(Default)]
-struct Cache {
-    fresh: HashMap<String, Balance>,
-    generation: HashMap<String, u64>,
-    /// The connection whose subscriptions keep `fresh` current.
-    subscribed_on: Weak<Connection>,
-    listener: Option<tokio::task::AbortHandle>,
-}
-
-impl Cache {
-    fn valid_on(&self) -> Option<Arc<Connection>> {
-        self.subscribed_on.upgrade().filter(|c| c.is_alive())
-    }
-
-    fn forget_all(&mut self) {
-        self.fresh.clear();
-        for g in self.generation.values_mut() {
-            *g += 1;
-        }
-    }
-}
-
 /// The servers of one activated coin.
 pub struct Pool {
     slots: Vec<Slot>,
     max_connected: usize,
     hub: Arc<Hub>,
-    cache: Arc<Mutex<Cache>>,
-    use_cache: bool,
+    pub(super) cache: Arc<Mutex<Cache>>,
+    pub(super) use_cache: bool,
+    /// Status changes of this pool's subscribed scripthashes.
+    pub(super) changes: Changes,
 }
 
 /// Owns a pool; dropping it (disabling the coin) stops its background work.
@@ -201,6 +176,7 @@ impl Pool {
             hub,
             cache: Arc::default(),
             use_cache,
+            changes: Changes::default(),
         });
         let mut errors = Vec::new();
         let mut connected = 0;
@@ -257,121 +233,6 @@ impl Pool {
         }
         Err(ElectrumError::AllFailed(errors.join(", ")))
     }
-
-    /// Balances of several scripthashes: from the cache when every one is fresh, else read
-    /// upstream in one JSON-RPC array (subscribing them on the way, so the cache fills).
-    pub async fn balances(&self, scripthashes: &[String]) -> Result<Vec<Balance>, ElectrumError> {
-        if self.use_cache {
-            let cache = lock(&self.cache);
-            if cache.valid_on().is_some() {
-                let hits: Option<Vec<Balance>> = scripthashes
-                    .iter()
-                    .map(|sh| cache.fresh.get(sh).copied())
-                    .collect();
-                if let Some(hits) = hits {
-                    return Ok(hits);
-                }
-            }
-        }
-        self.request(|conn| self.read_balances(conn, scripthashes))
-            .await
-    }
-
-    async fn read_balances(
-        &self,
-        conn: Arc<Connection>,
-        shs: &[String],
-    ) -> Result<Vec<Balance>, ElectrumError> {
-        let (subscribe, generations) = {
-            let mut cache = lock(&self.cache);
-            let subscribed = cache.valid_on().is_some_and(|c| Arc::ptr_eq(&c, &conn));
-            if self.use_cache && !subscribed {
-                // Listen before subscribing, so no notification can slip past.
-                cache.forget_all();
-                if let Some(old) = cache.listener.take() {
-                    old.abort();
-                }
-                let rx = conn.notifications();
-                cache.listener =
-                    Some(tokio::spawn(listen(Arc::downgrade(&self.cache), rx)).abort_handle());
-            }
-            let gens: Vec<u64> = shs
-                .iter()
-                .map(|sh| cache.generation.get(sh).copied().unwrap_or(0))
-                .collect();
-            (self.use_cache && !subscribed, gens)
-        };
-        let balances = shs
-            .iter()
-            .map(|sh| conn.call("blockchain.scripthash.get_balance", json!([sh])));
-        let subs = shs
-            .iter()
-            .filter(|_| subscribe)
-            .map(|sh| conn.call("blockchain.scripthash.subscribe", json!([sh])));
-        let (balances, subs) = tokio::join!(
-            futures_util::future::join_all(balances),
-            futures_util::future::join_all(subs)
-        );
-        let balances: Vec<Balance> = balances
-            .into_iter()
-            .map(|r| parse_balance(conn.label(), r?))
-            .collect::<Result<_, _>>()?;
-        if !self.use_cache {
-            return Ok(balances);
-        }
-        let mut cache = lock(&self.cache);
-        if subscribe {
-            if subs.iter().all(Result::is_ok) {
-                cache.subscribed_on = Arc::downgrade(&conn);
-            } else {
-                tracing::debug!(
-                    server = conn.label(),
-                    "scripthash subscription refused; balances stay uncached"
-                );
-                return Ok(balances);
-            }
-        }
-        if cache.valid_on().is_some_and(|c| Arc::ptr_eq(&c, &conn)) {
-            for ((sh, b), g) in shs.iter().zip(&balances).zip(generations) {
-                if cache.generation.get(sh).copied().unwrap_or(0) == g {
-                    cache.fresh.insert(sh.clone(), *b);
-                }
-            }
-        }
-        Ok(balances)
-    }
-}
-
-/// Drops cached balances as status notifications arrive; forgets everything if it falls behind
-/// or the connection goes away.
-async fn listen(
-    cache: Weak<Mutex<Cache>>,
-    mut rx: tokio::sync::broadcast::Receiver<super::Notification>,
-) {
-    loop {
-        let event = rx.recv().await;
-        let Some(cache) = cache.upgrade() else { return };
-        let mut cache = lock(&cache);
-        match event {
-            Ok(n) if n.method == "blockchain.scripthash.subscribe" => {
-                if let Some(sh) = n.params.get(0).and_then(Value::as_str) {
-                    cache.fresh.remove(sh);
-                    *cache.generation.entry(sh.to_string()).or_default() += 1;
-                    tracing::debug!(
-                        scripthash = sh,
-                        "balance changed upstream; cache entry dropped"
-                    );
-                }
-            }
-            Ok(_) => {}
-            Err(RecvError::Lagged(_)) => cache.forget_all(),
-            Err(RecvError::Closed) => {
-                cache.forget_all();
-                cache.subscribed_on = Weak::new();
-                return;
-            }
-        }
-    }
 }
 
 /// Keeps up to `max_connected` servers connected and pings the live ones every 30 s, as KDF
@@ -402,20 +263,5 @@ async fn maintain(pool: Weak<Pool>) {
                 }
             }
         }
-    }
-}
-
-/// Parses a `blockchain.scripthash.get_balance` answer.
-pub(super) fn parse_balance(label: &str, v: Value) -> Result<Balance, ElectrumError> {
-    let field = |k: &str| v.get(k).and_then(Value::as_i64);
-    match (field("confirmed"), field("unconfirmed")) {
-        (Some(confirmed), unconfirmed) => Ok(Balance {
-            confirmed,
-            unconfirmed: unconfirmed.unwrap_or(0),
-        }),
-        _ => Err(ElectrumError::BadResponse(
-            label.to_string(),
-            format!("get_balance answered {v}"),
-        )),
     }
 }
