@@ -33,6 +33,9 @@ pub enum HdError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The coin entry has no `derivation_path` (KDF's activation error text).
+    #[error("'derivation_path' field is not found in config")]
+    NoDerivationPath,
     /// BIP32 refused a child (an index ≥ 2^31 where a normal one is needed, or a 2^-127 event).
     #[error("Error deriving key: {0}")]
     Derivation(String),
@@ -107,6 +110,15 @@ impl CoinPath {
             ));
         }
         CoinPath::from_children(s, children[0], children[1])
+    }
+
+    /// The coin entry's `derivation_path`, parsed; HD activation needs it.
+    pub fn of_coin(conf: &CoinConf) -> Result<CoinPath, HdError> {
+        CoinPath::parse(
+            conf.derivation_path
+                .as_deref()
+                .ok_or(HdError::NoDerivationPath)?,
+        )
     }
 
     fn from_children(s: &str, p: ChildNumber, c: ChildNumber) -> Result<CoinPath, HdError> {

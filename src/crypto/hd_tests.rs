@@ -235,3 +235,34 @@ fn chain_serde_names() {
     assert_eq!(c.index(), 1);
     assert!(serde_json::from_str::<Chain>("\"external\"").is_err());
 }
+
+#[test]
+fn shipped_coins_paths_and_addresses() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/coins");
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let seed = HdSeed::from_mnemonic(TANK).unwrap();
+    let mut n = 0;
+    for e in &entries {
+        let conf = CoinConf::from_json(e).unwrap();
+        if conf.protocol != "UTXO" {
+            continue;
+        }
+        let coin = CoinPath::of_coin(&conf).unwrap();
+        let key = seed
+            .key_at(&HdPath {
+                coin,
+                account: 0,
+                chain: Chain::External,
+                index: 0,
+            })
+            .unwrap();
+        // Same address as the activation code's own helper for the same key.
+        let (want, _) = crate::coins::wallet_scripts(&conf, &key, conf.address_format).unwrap();
+        assert_eq!(address_for(&conf, &key.public_key()).unwrap(), want);
+        n += 1;
+    }
+    assert!(n >= 5);
+    let bare = CoinConf::from_json(&json!({"coin": "X", "protocol": {"type": "UTXO"}})).unwrap();
+    assert_eq!(CoinPath::of_coin(&bare), Err(HdError::NoDerivationPath));
+}
