@@ -1,10 +1,12 @@
 //! Coins: the registry read from the `coins` file at start-up, the set of activated coins, and
 //! the UTXO coin itself (its address, scripthashes and Electrum pool).
 
+mod address;
 mod conf;
 mod error;
 pub mod utxo;
 
+pub use address::{convert as convert_address, parse as parse_address, script_pubkey, AddrKind};
 pub use conf::{parse_address_format, AddressFormat, CoinConf};
 pub use error::CoinError;
 pub use utxo::{wallet_scripts, UtxoCoin};

@@ -1,6 +1,9 @@
 //! Passphrase → private key → public key → addresses and Electrum scripthashes, as KDF derives them
 //! in iguana (non-HD) mode. This is the only module that ever sees a private key.
 
+pub mod hd;
+pub mod message;
+
 use bitcoin::base58;
 use bitcoin::bech32::{self, Hrp};
 use bitcoin::hashes::{hash160, sha256, sha256d, Hash};
