@@ -23,6 +23,9 @@ pub enum CoinError {
     /// The first balance read failed, so the coin was not activated.
     #[error("Deactivated coin due to error in balance querying: {0}")]
     ActivationFailed(ElectrumError),
+    /// The wallet's database failed.
+    #[error("Wallet storage error: {0}")]
+    Storage(String),
     /// An upstream read failed.
     #[error("{0}")]
     Electrum(ElectrumError),

@@ -117,6 +117,38 @@ impl KeyPair {
     }
 }
 
+/// The wallet's key material for the whole process, chosen at start-up.
+#[derive(Debug, Clone)]
+pub enum WalletKeys {
+    /// KDF's iguana mode: one key from the passphrase.
+    Iguana(KeyPair),
+    /// HD mode: BIP32 keys from a BIP39 mnemonic, plus KDF's internal identity key
+    /// (`m/44'/141'/2147483647/0/0`, what `get_public_key` and the wallet's database id use).
+    Hd {
+        /// The BIP32 master.
+        seed: hd::HdSeed,
+        /// The internal key.
+        internal: KeyPair,
+        /// `hd_account_id`: the account of the enabled address.
+        account_id: u32,
+    },
+}
+
+impl WalletKeys {
+    /// The key that identifies the wallet: the iguana key, or the HD internal key.
+    pub fn identity(&self) -> &KeyPair {
+        match self {
+            WalletKeys::Iguana(k) => k,
+            WalletKeys::Hd { internal, .. } => internal,
+        }
+    }
+
+    /// Whether this is an HD wallet.
+    pub fn is_hd(&self) -> bool {
+        matches!(self, WalletKeys::Hd { .. })
+    }
+}
+
 /// A WIF passphrase's 32 secret bytes; `None` when the string is not a WIF (then it is a passphrase).
 fn wif_secret(s: &str) -> Result<Option<[u8; 32]>, KeyError> {
     let Ok(raw) = base58::decode(s) else {

@@ -79,6 +79,7 @@ impl From<crate::coins::CoinError> for RpcError {
             C::NoKey => RpcError::NoPassphrase,
             C::ActivationFailed(e) => RpcError::ActivationFailed(e),
             C::Electrum(e) => RpcError::Electrum(e),
+            C::Storage(m) => RpcError::Internal(m),
         }
     }
 }

@@ -2,11 +2,13 @@
 //! its balances come from.
 
 mod activate;
+pub mod hd;
 
 pub use activate::{activate, Env, UtxoActivation};
 
 use super::{format_amount, AddressFormat, CoinConf};
 use crate::crypto::{self, KeyPair};
+use bitcoin::hashes::Hash;
 use crate::electrum::{ElectrumError, PoolHandle};
 use std::sync::Arc;
 
@@ -28,6 +30,21 @@ pub struct UtxoCoin {
     pub pool: PoolHandle,
     /// The activation request (without the userpass), to re-activate the coin as it was.
     pub activation: serde_json::Value,
+    /// The address format in use.
+    pub format: AddressFormat,
+    /// HD mode: the accounts and their known addresses (the enabled address is `address`).
+    pub hd: Option<HdState>,
+}
+
+/// A coin's HD state. The async mutex is this coin's alone: `get_new_address` holds it across
+/// its gap check so two new-address calls cannot hand out the same index.
+pub struct HdState {
+    /// Derives addresses.
+    pub deriver: hd::Deriver,
+    /// The activation's HD params (gap limit for `get_new_address`).
+    pub params: hd::HdParams,
+    /// The accounts.
+    pub accounts: tokio::sync::Mutex<hd::Accounts>,
 }
 
 /// Address and scripthashes of `key` for a coin in a format.
@@ -36,13 +53,23 @@ pub fn wallet_scripts(
     key: &KeyPair,
     format: AddressFormat,
 ) -> Result<(String, Vec<String>), String> {
-    let h160 = key.hash160();
+    scripts_for_pubkey(conf, &key.public_key(), format)
+}
+
+/// Address and scripthashes of a public key: the address script's first (P2PKH or P2WPKH), then
+/// P2PK for standard addresses, whose balance KDF counts too.
+pub fn scripts_for_pubkey(
+    conf: &CoinConf,
+    pubkey: &[u8; 33],
+    format: AddressFormat,
+) -> Result<(String, Vec<String>), String> {
+    let h160 = bitcoin::hashes::hash160::Hash::hash(pubkey).to_byte_array();
     match format {
         AddressFormat::Standard => Ok((
             crypto::p2pkh_address(&conf.p2pkh_prefix, &h160),
             vec![
                 crypto::scripthash(&crypto::p2pkh_script(&h160)),
-                crypto::scripthash(&crypto::p2pk_script(&key.public_key())),
+                crypto::scripthash(&crypto::p2pk_script(pubkey)),
             ],
         )),
         AddressFormat::Segwit => {
