@@ -3,6 +3,7 @@
 
 mod conf;
 mod utxo;
+pub mod withdraw;
 
 pub use conf::{parse_address_format, AddressFormat, CoinConf};
 pub use utxo::{wallet_scripts, UtxoCoin};
