@@ -37,7 +37,7 @@ pub fn estimatefee_to_sat_per_kb(coins_per_kb: f64) -> Option<u64> {
     }
     let sats = (coins_per_kb * 1e8).round();
     // Beyond 21 M coins per kB is not a fee rate.
-    (sats >= 1.0 && sats <= 2.1e15).then_some(sats as u64)
+    (1.0..=2.1e15).contains(&sats).then_some(sats as u64)
 }
 
 /// The request's `fee` object. KDF turns `UtxoFixed{amount}` into `FixedPerKb(amount)` and

@@ -167,7 +167,7 @@ fn overwintered_withdraw_signs_with_zip243() {
     let c = conf(json!({"txversion": 4, "overwintered": 1}));
     let from = ScriptBuf::from_bytes(crate::crypto::p2pkh_script(&key().hash160()));
     let us = [unspent(1, 100_000_000), unspent(2, 50_000)];
-    let w = build(&c, &key(), &from, &us, &spec(1000_000), 1_700_000_000).unwrap();
+    let w = build(&c, &key(), &from, &us, &spec(1_000_000), 1_700_000_000).unwrap();
     assert!(w.tx_hex.starts_with("0400008085202f89"), "{}", w.tx_hex);
     let tx = SaplingTx::parse(&unhex(&w.tx_hex)).unwrap();
     assert_eq!(tx.txid().to_string(), w.tx_hash);
