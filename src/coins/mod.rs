@@ -5,6 +5,7 @@ mod address;
 mod conf;
 mod error;
 pub mod utxo;
+pub mod withdraw;
 
 pub use address::{convert as convert_address, parse as parse_address, script_pubkey, AddrKind};
 pub use conf::{parse_address_format, AddressFormat, CoinConf};
