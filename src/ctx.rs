@@ -3,7 +3,10 @@
 
 use crate::coins::{ActiveCoins, Registry};
 use crate::config::Config;
-use crate::crypto::{KeyError, KeyPair};
+use crate::crypto::hd::HdSeed;
+use crate::crypto::{KeyError, KeyPair, WalletKeys};
+use crate::store::Store;
+use crate::wallet::{Login, PassphraseInput, StartupInput, WalletDir};
 use tokio::sync::watch;
 
 /// Why the daemon cannot start with this config.
@@ -15,6 +18,15 @@ pub enum StartError {
     /// The passphrase gives no valid key.
     #[error("passphrase: {0}")]
     Key(KeyError),
+    /// The wallet file cannot be opened or created as asked.
+    #[error("wallet: {0}")]
+    Wallet(crate::wallet::WalletError),
+    /// HD mode needs a BIP39 mnemonic.
+    #[error("enable_hd: {0}")]
+    Hd(crate::crypto::hd::HdError),
+    /// The wallet's database cannot be opened.
+    #[error("database: {0}")]
+    Store(crate::store::StoreError),
 }
 
 /// Everything a request handler can reach.
@@ -25,8 +37,16 @@ pub struct Ctx {
     pub registry: Registry,
     /// Activated coins.
     pub coins: ActiveCoins,
-    /// The wallet key; `None` in no-login mode.
-    pub keys: Option<KeyPair>,
+    /// The wallet's keys; `None` in no-login mode.
+    pub keys: Option<WalletKeys>,
+    /// The signed-in wallet (`wallet_name`), for `get_wallet_names`.
+    pub wallet_name: Option<String>,
+    /// Where wallet files live.
+    pub wallets: WalletDir,
+    /// The signed-in wallet's database (HD accounts, history); `None` without keys.
+    pub store: Option<Store>,
+    /// RPC tasks (`task::*`).
+    pub tasks: crate::tasks::Tasks,
     /// What we tell Electrum servers we are.
     pub client_name: String,
     /// Electrum connections, shared by every coin that lists the same server.
@@ -38,24 +58,97 @@ pub struct Ctx {
     shutdown: watch::Sender<bool>,
 }
 
+/// KDF's start-up wallet logic, then the keys of the mode asked for.
+fn open_wallet(
+    config: &Config,
+    wallets: &WalletDir,
+) -> Result<(Option<WalletKeys>, Option<String>), StartError> {
+    let w = &config.wallet;
+    let passphrase = match &w.passphrase {
+        None => None,
+        Some(crate::config::PassphraseConf::Plain(p)) => Some(PassphraseInput::Plain(p.clone())),
+        Some(crate::config::PassphraseConf::Encrypted(v)) => Some(PassphraseInput::Encrypted(
+            serde_json::from_value(v.clone()).map_err(|e| {
+                StartError::Wallet(crate::wallet::WalletError::BadFile(format!(
+                    "the encrypted passphrase is not KDF's encrypted-data object: {e}"
+                )))
+            })?,
+        )),
+    };
+    let input = StartupInput {
+        wallet_name: w.wallet_name.clone(),
+        wallet_password: w.wallet_password.clone(),
+        passphrase,
+        allow_weak_password: w.allow_weak_password,
+    };
+    let (secret, name) =
+        match crate::wallet::startup(wallets, &input).map_err(StartError::Wallet)? {
+            Login::NoLogin => return Ok((None, None)),
+            Login::Passphrase(p) => (p, None),
+            Login::Wallet {
+                name,
+                mnemonic,
+                created,
+            } => {
+                if created {
+                    tracing::info!(wallet = %name, "new wallet created");
+                }
+                (mnemonic, Some(name))
+            }
+        };
+    let keys = if w.enable_hd {
+        let seed = HdSeed::from_mnemonic(secret.expose()).map_err(StartError::Hd)?;
+        let internal = seed.internal_key().map_err(StartError::Hd)?;
+        WalletKeys::Hd {
+            seed,
+            internal,
+            account_id: w.hd_account_id.unwrap_or(0),
+        }
+    } else {
+        WalletKeys::Iguana(KeyPair::from_passphrase(secret.expose()).map_err(StartError::Key)?)
+    };
+    Ok((Some(keys), name))
+}
+
 impl Ctx {
-    /// Builds the state, checking the coins file and the passphrase once, at start-up.
+    /// `new` on a blocking thread, so Argon2id and SQLite never hold up an async worker.
+    pub async fn open(config: Config) -> Result<Ctx, StartError> {
+        tokio::task::spawn_blocking(move || Ctx::new(config))
+            .await
+            .unwrap_or_else(|e| Err(StartError::Coins(format!("start-up task failed: {e}"))))
+    }
+
+    /// Builds the state, checking the coins file and opening the wallet once, at start-up. This
+    /// blocks (Argon2id, SQLite): call it off the async workers (`Ctx::open`).
     pub fn new(config: Config) -> Result<Ctx, StartError> {
         let registry = Registry::load(&config.coins).map_err(StartError::Coins)?;
-        let keys = match &config.wallet.passphrase {
-            Some(crate::config::PassphraseConf::Plain(p)) => {
-                Some(KeyPair::from_passphrase(p).map_err(StartError::Key)?)
+        let wallets = WalletDir::new(crate::wallet::db_root(config.dbdir.as_deref()));
+        let (keys, wallet_name) = open_wallet(&config, &wallets)?;
+        let store = match &keys {
+            Some(k) => {
+                let id: String = k
+                    .identity()
+                    .hash160()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let path = crate::store::db_path(wallets.root(), &id).map_err(StartError::Store)?;
+                Some(Store::open(path).map_err(StartError::Store)?)
             }
-            _ => None,
+            None => None,
         };
         let client_name = format!("{} GUI/MM2 {}", config.gui, crate::version_string());
         Ok(Ctx {
             auth: crate::guard::Guard::new(config.auth.clone()),
             inflight: tokio::sync::Semaphore::new(config.limits.max_inflight_items),
+            tasks: crate::tasks::Tasks::new(config.limits.max_finished_tasks),
             config,
             registry,
             coins: ActiveCoins::default(),
             keys,
+            wallet_name,
+            wallets,
+            store,
             electrum: std::sync::Arc::new(crate::electrum::Hub::new(client_name.clone())),
             client_name,
             shutdown: watch::channel(false).0,
@@ -68,6 +161,7 @@ impl Ctx {
             coins: &self.coins,
             hub: self.electrum.clone(),
             balance_cache: self.config.balance_cache,
+            store: self.store.clone(),
         }
     }
 

@@ -7,6 +7,8 @@
 //! - `electrum`: async Electrum client: connections, failover, timeouts, keep-alive.
 //! - `crypto`: passphrase → key → addresses and scripthashes; the only holder of private keys.
 //! - `client`: a minimal HTTP/1 client for tests, benchmarks and the load generator.
+//! - `wallet`: KDF wallet files (`<db_root>/<name>.json`) and the start-up wallet logic.
+//! - `store`: the per-wallet SQLite database (HD accounts), on its own thread.
 
 pub mod client;
 pub mod coins;
@@ -16,7 +18,9 @@ pub mod ctx;
 pub mod electrum;
 pub mod guard;
 pub mod rpc;
+pub mod store;
 pub mod tasks;
+pub mod wallet;
 
 /// `<crate version>_<git short hash or KDFD_BUILD_TAG>`, as KDF's `version` reports it.
 pub fn version_string() -> String {

@@ -118,7 +118,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if let Some(port) = args.rpcport {
         config.rpcport = port;
     }
-    let ctx = Arc::new(kdfd::ctx::Ctx::new(config).context("config")?);
+    let ctx = Arc::new(kdfd::ctx::Ctx::open(config).await.context("config")?);
     if !ctx.config.ignored_keys.is_empty() {
         tracing::warn!(keys = ?ctx.config.ignored_keys, "config keys kdfd does not use were ignored");
     }

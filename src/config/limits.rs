@@ -30,6 +30,8 @@ pub struct Limits {
     pub max_inflight_items: usize,
     /// Largest response body; a larger answer is replaced by an error.
     pub max_response_bytes: usize,
+    /// `max_finished_tasks`: finished RPC tasks kept for `status` (oldest forgotten first).
+    pub max_finished_tasks: usize,
     /// `batch_method_caps`: per-method overrides of the table's default caps; items past the cap
     /// get an error slot.
     pub method_caps: std::collections::HashMap<String, usize>,
@@ -49,6 +51,7 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(30),
             max_inflight_items: 20_000,
             max_response_bytes: 64 * 1024 * 1024,
+            max_finished_tasks: 1000,
             // Only the config's overrides; each method's default cap is in the RPC method table.
             method_caps: Default::default(),
         }
@@ -107,6 +110,9 @@ pub(super) fn parse_limits(conf: &Value) -> Result<Limits, ConfigError> {
     }
     if let Some(v) = positive("max_inflight_items")? {
         l.max_inflight_items = v as usize;
+    }
+    if let Some(v) = positive("max_finished_tasks")? {
+        l.max_finished_tasks = v as usize;
     }
     if let Some(v) = positive("max_response_bytes")? {
         l.max_response_bytes = v as usize;

@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn balances_parse() {
-        let b = pool::parse_balance("s", json!({"confirmed": 5, "unconfirmed": -2})).unwrap();
+        let b = cache::parse_balance("s", json!({"confirmed": 5, "unconfirmed": -2})).unwrap();
         assert_eq!(
             b,
             Balance {
@@ -182,6 +182,6 @@ mod tests {
                 unconfirmed: -2
             }
         );
-        assert!(pool::parse_balance("s", json!({"x": 1})).is_err());
+        assert!(cache::parse_balance("s", json!({"x": 1})).is_err());
     }
 }

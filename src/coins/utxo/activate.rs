@@ -6,8 +6,8 @@ use super::{wallet_scripts, HdState, UtxoCoin};
 use crate::coins::{ActiveCoins, AddressFormat, CoinConf, CoinError};
 use crate::crypto::hd::{CoinPath, HdPath};
 use crate::crypto::WalletKeys;
-use crate::store::{HdAccountRow, Store};
 use crate::electrum::{ElectrumError, Hub, Pool, ServerSpec};
+use crate::store::{HdAccountRow, Store};
 use std::sync::Arc;
 
 /// What an activation request asks for, already typed.
@@ -61,7 +61,8 @@ pub async fn activate(
         WalletKeys::Iguana(_) => None,
         WalletKeys::Hd { .. } => {
             hd::check_params(&req.hd)?;
-            let coin_path = CoinPath::of_coin(&conf).map_err(|e| CoinError::Config(e.to_string()))?;
+            let coin_path =
+                CoinPath::of_coin(&conf).map_err(|e| CoinError::Config(e.to_string()))?;
             Some(Deriver {
                 conf: conf.clone(),
                 coin_path,
@@ -72,7 +73,9 @@ pub async fn activate(
     let (address, scripthashes) = match keys {
         WalletKeys::Iguana(key) => wallet_scripts(&conf, key, format).map_err(CoinError::Config)?,
         WalletKeys::Hd { seed, .. } => {
-            let d = hd_coin.as_ref().ok_or_else(|| CoinError::Config("HD deriver".into()))?;
+            let d = hd_coin
+                .as_ref()
+                .ok_or_else(|| CoinError::Config("HD deriver".into()))?;
             let p = req.hd.path_to_address;
             let path = HdPath {
                 coin: d.coin_path,
@@ -80,7 +83,9 @@ pub async fn activate(
                 chain: p.chain,
                 index: p.address_id,
             };
-            let key = seed.key_at(&path).map_err(|e| CoinError::Config(e.to_string()))?;
+            let key = seed
+                .key_at(&path)
+                .map_err(|e| CoinError::Config(e.to_string()))?;
             wallet_scripts(&conf, &key, format).map_err(CoinError::Config)?
         }
     };
@@ -174,10 +179,9 @@ async fn hd_accounts(
     }
     let mut accounts = hd::Accounts::new();
     for (mut row, do_scan) in rows {
-        let xpub: bitcoin::bip32::Xpub = row
-            .xpub
-            .parse()
-            .map_err(|e| CoinError::Storage(format!("stored xpub of account {}: {e}", row.account_id)))?;
+        let xpub: bitcoin::bip32::Xpub = row.xpub.parse().map_err(|e| {
+            CoinError::Storage(format!("stored xpub of account {}: {e}", row.account_id))
+        })?;
         if do_scan {
             let (counts, trips) = hd::scan(
                 pool,
@@ -192,7 +196,10 @@ async fn hd_accounts(
             (row.external, row.internal) = counts;
         }
         if row.account_id == enabled.account_id {
-            let floor = p.min_addresses_number.unwrap_or(0).max(enabled.address_id + 1);
+            let floor = p
+                .min_addresses_number
+                .unwrap_or(0)
+                .max(enabled.address_id + 1);
             match enabled.chain {
                 crate::crypto::hd::Chain::External => row.external = row.external.max(floor),
                 crate::crypto::hd::Chain::Internal => row.internal = row.internal.max(floor),

@@ -147,7 +147,8 @@ impl Deriver {
         range: std::ops::Range<u32>,
     ) -> Result<Vec<HdAddress>, CoinError> {
         let start = range.start;
-        let keys = derive_pubkeys(xpub, chain, range).map_err(|e| CoinError::Config(e.to_string()))?;
+        let keys =
+            derive_pubkeys(xpub, chain, range).map_err(|e| CoinError::Config(e.to_string()))?;
         keys.iter()
             .enumerate()
             .map(|(i, pk)| {
@@ -244,7 +245,9 @@ pub fn check_params(p: &HdParams) -> Result<(), CoinError> {
             p.gap_limit
         )));
     }
-    if p.min_addresses_number.is_some_and(|n| n > MAX_MIN_ADDRESSES) {
+    if p.min_addresses_number
+        .is_some_and(|n| n > MAX_MIN_ADDRESSES)
+    {
         return Err(CoinError::InvalidParams(format!(
             "min_addresses_number is over kdfd's limit of {MAX_MIN_ADDRESSES}"
         )));

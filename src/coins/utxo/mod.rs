@@ -8,8 +8,8 @@ pub use activate::{activate, Env, UtxoActivation};
 
 use super::{format_amount, AddressFormat, CoinConf};
 use crate::crypto::{self, KeyPair};
-use bitcoin::hashes::Hash;
 use crate::electrum::{ElectrumError, PoolHandle};
+use bitcoin::hashes::Hash;
 use std::sync::Arc;
 
 /// A coin ready to answer balance requests.
@@ -103,6 +103,42 @@ impl UtxoCoin {
             self.balance_sats().await?,
             self.conf.decimals,
         ))
+    }
+
+    /// Every scripthash the wallet's balance covers: the enabled address's, then every known HD
+    /// address's, without repeats.
+    pub async fn all_scripthashes(&self) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out: Vec<String> = Vec::new();
+        let mut push = |sh: &String| {
+            if seen.insert(sh.clone()) {
+                out.push(sh.clone());
+            }
+        };
+        self.scripthashes.iter().for_each(&mut push);
+        if let Some(hd) = &self.hd {
+            for account in hd.accounts.lock().await.values() {
+                account
+                    .all()
+                    .flat_map(|a| a.scripthashes.iter())
+                    .for_each(&mut push);
+            }
+        }
+        out
+    }
+
+    /// Balances (confirmed + unconfirmed, in satoshis) of every scripthash of the wallet, read in
+    /// one round trip (or from the cache).
+    pub async fn all_scripthashes_balance(
+        &self,
+    ) -> Result<std::collections::HashMap<String, i128>, ElectrumError> {
+        let shs = self.all_scripthashes().await;
+        let balances = self.pool.balances(&shs).await?;
+        Ok(shs
+            .into_iter()
+            .zip(balances)
+            .map(|(sh, b)| (sh, b.confirmed as i128 + b.unconfirmed as i128))
+            .collect())
     }
 
     /// The coin's ticker.

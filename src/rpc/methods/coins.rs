@@ -84,6 +84,7 @@ pub async fn electrum(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
             opt_bool(&req, "tx_history")?;
             parse_address_format(req.get("address_format")).map_err(RpcError::InvalidParams)?
         },
+        hd: Default::default(),
         original: {
             let mut r = req.clone();
             if let Some(o) = r.as_object_mut() {
@@ -93,6 +94,8 @@ pub async fn electrum(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
         },
     };
     let keys = ctx.keys.as_ref().ok_or(RpcError::NoPassphrase)?;
+    // kdfd extension: legacy activation works in HD mode too (KDF fails on `my_address`); the
+    // answer's address is the enabled one.
     let coin = utxo::activate(&ctx.coin_env(), conf.clone(), keys, activation).await?;
     let balance = coin.balance().await.map_err(RpcError::Electrum)?;
     let (required_confirmations, requires_notarization) =

@@ -1,0 +1,186 @@
+//! kdfd's per-wallet SQLite database, `<db_root>/<rmd160 hex>/kdfd.sqlite`.
+//!
+//! All SQLite work runs on one dedicated std thread owned by the `Store`: callers send boxed
+//! closures over a channel and get the answer through a tokio oneshot, so no tokio worker ever
+//! blocks on disk I/O or a lock. One connection, one thread: no SQLITE_BUSY between our own
+//! calls, and statements run in submission order.
+//!
+//! Durability: WAL journal with `synchronous=FULL`. WAL+NORMAL already survives a killed
+//! process (kill -9: committed pages are in the OS cache), but can lose the last commits on
+//! power loss; FULL fsyncs the WAL at every commit, so an acknowledged write (e.g. an address
+//! counter the user was shown) survives power loss too. Our write rate is low (one commit per
+//! RPC or per history batch), so the fsync is affordable.
+//!
+//! Schema: `PRAGMA user_version` = number of migrations applied. Migrations are an ordered
+//! list of SQL strings; adding one is appending one line to `MIGRATIONS`. A database from a
+//! newer kdfd (user_version > known) is refused rather than misread.
+
+mod hd;
+
+pub use hd::HdAccountRow;
+
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+
+/// Migration i (0-based) takes the schema from version i to i+1. Append only, never edit.
+pub const MIGRATIONS: &[&str] = &[
+    // v1: HD accounts (KDF's hd_account columns; the wallet is the database, not a column).
+    "CREATE TABLE hd_account (
+        coin TEXT NOT NULL,
+        account_id INTEGER NOT NULL,
+        account_xpub TEXT NOT NULL,
+        external_addresses_number INTEGER NOT NULL,
+        internal_addresses_number INTEGER NOT NULL,
+        PRIMARY KEY (coin, account_id)
+    );",
+];
+
+/// The database file name inside the wallet's directory.
+pub const DB_FILE: &str = "kdfd.sqlite";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database schema version {found} is newer than this kdfd supports ({supported}); use a newer kdfd")]
+    TooNew { found: i64, supported: usize },
+    #[error("database I/O error: {0}")]
+    Io(String),
+    #[error("invalid store argument: {0}")]
+    Invalid(String),
+    #[error("the database thread has stopped")]
+    Closed,
+}
+
+/// `<db_root>/<wallet_id_hex>/kdfd.sqlite`, creating the directory. The id must be hex (it is
+/// the wallet's rmd160), which also keeps it from naming another path.
+pub fn db_path(db_root: &Path, wallet_id_hex: &str) -> Result<PathBuf, StoreError> {
+    if wallet_id_hex.is_empty() || !wallet_id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StoreError::Invalid(format!(
+            "wallet id '{wallet_id_hex}' is not hex"
+        )));
+    }
+    let dir = db_root.join(wallet_id_hex);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| StoreError::Io(format!("creating '{}': {e}", dir.display())))?;
+    Ok(dir.join(DB_FILE))
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A handle to the database thread. Cheap to clone; the thread and its connection end when
+/// the last clone is dropped (after the queued jobs ran).
+#[derive(Clone)]
+pub struct Store {
+    tx: Arc<mpsc::Sender<Job>>,
+    path: Arc<PathBuf>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating) the database and applies pending migrations. Blocks the calling
+    /// thread until that is done: call it at start-up or inside `spawn_blocking`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Self::open_with(path.as_ref(), MIGRATIONS)
+    }
+
+    pub(crate) fn open_with(
+        path: &Path,
+        migrations: &'static [&'static str],
+    ) -> Result<Store, StoreError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), StoreError>>();
+        let p = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("kdfd-sqlite".into())
+            .spawn(move || {
+                let mut conn = match init(&p, migrations) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                while let Ok(job) = rx.recv() {
+                    // A panicking job drops its answer channel (the caller sees Closed) but
+                    // must not take the thread, and every later call, down with it.
+                    let _ =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
+                }
+            })
+            .map_err(|e| StoreError::Io(format!("spawning the database thread: {e}")))?;
+        ready_rx.recv().map_err(|_| StoreError::Closed)??;
+        Ok(Store {
+            tx: Arc::new(tx),
+            path: Arc::new(path.to_path_buf()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the database thread and returns its result. `f` may open a transaction
+    /// (`conn.transaction()`); it must not block on anything but SQLite.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        self.tx.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The schema version of the open database.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.call(|c| Ok(user_version(c)?)).await
+    }
+}
+
+fn user_version(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Opens the connection, sets the pragmas and migrates, all on the database thread.
+fn init(path: &Path, migrations: &[&str]) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Io(format!(
+            "journal_mode WAL refused (got {mode})"
+        )));
+    }
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+    // IMMEDIATE: take the write lock before reading user_version, so two processes opening
+    // the same file cannot both apply a migration.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let found = user_version(&tx)?;
+    if found < 0 || found as usize > migrations.len() {
+        return Err(StoreError::TooNew {
+            found,
+            supported: migrations.len(),
+        });
+    }
+    for sql in &migrations[found as usize..] {
+        tx.execute_batch(sql)?;
+    }
+    // PRAGMA takes no bound parameters; the value is our own integer.
+    tx.execute_batch(&format!("PRAGMA user_version = {}", migrations.len()))?;
+    tx.commit()?;
+    Ok(conn)
+}
+
+#[cfg(test)]
+mod tests;
