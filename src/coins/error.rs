@@ -26,6 +26,9 @@ pub enum CoinError {
     /// The wallet's database failed.
     #[error("Wallet storage error: {0}")]
     Storage(String),
+    /// An HD-only request that cannot be answered.
+    #[error("{0:?}")]
+    Hd(crate::coins::utxo::HdFailure),
     /// An upstream read failed.
     #[error("{0}")]
     Electrum(ElectrumError),

@@ -66,6 +66,10 @@ pub enum RpcError {
     /// Something that should not happen.
     #[error("Internal error: {0}")]
     Internal(String),
+    /// One of KDF's typed mmrpc 2.0 errors of the wallet round (wallets, HD, tasks), built by the
+    /// constructors in `rpc/kdf_errors.rs`.
+    #[error("{}", .0.message)]
+    Kdf(Box<super::kdf_errors::KdfError>),
 }
 
 impl From<crate::coins::CoinError> for RpcError {
@@ -80,6 +84,15 @@ impl From<crate::coins::CoinError> for RpcError {
             C::ActivationFailed(e) => RpcError::ActivationFailed(e),
             C::Electrum(e) => RpcError::Electrum(e),
             C::Storage(m) => RpcError::Internal(m),
+            C::Hd(f) => {
+                use crate::coins::utxo::HdFailure as H;
+                match f {
+                    H::NotHd => super::kdf_errors::not_hd(""),
+                    H::UnknownAccount(a) => super::kdf_errors::unknown_account(a),
+                    H::EmptyAddressesLimitReached(g) => super::kdf_errors::empty_addresses_limit(g),
+                    H::AddressLimitReached(m) => super::kdf_errors::address_limit(m),
+                }
+            }
         }
     }
 }
@@ -209,6 +222,13 @@ impl RpcError {
                 Some(json!({"method": m, "cap": cap})),
             ),
             Internal(m) => s(internal, "Internal", "rpc", "rpc]", Some(json!(m))),
+            Kdf(k) => s(
+                StatusCode::from_u16(k.status).unwrap_or(internal),
+                k.error_type,
+                k.path,
+                k.trace,
+                k.data.clone(),
+            ),
         }
     }
 
@@ -255,6 +275,7 @@ impl RpcError {
             Electrum(_) => -32021,
             Timeout(_) => -32030,
             BatchTooLarge(..) | OverMethodCap(..) => -32031,
+            Kdf(_) => -32040,
         }
     }
 
@@ -271,6 +292,17 @@ impl RpcError {
             "id": id,
             "error": {"code": self.jsonrpc_code(), "message": self.to_string(), "data": data},
         })
+    }
+
+    /// The error object a failed task reports as its `Error` details: the mmrpc 2.0 error
+    /// without `mmrpc` and `id`.
+    pub fn task_details(&self) -> Value {
+        let (_, mut v) = self.v2(None);
+        if let Some(o) = v.as_object_mut() {
+            o.remove("mmrpc");
+            o.remove("id");
+        }
+        v
     }
 
     /// The mmrpc 2.0 answer, with the request's `id` echoed.

@@ -18,6 +18,7 @@ mod dispatch;
 pub mod error;
 mod http;
 mod jsonrpc;
+mod kdf_errors;
 mod methods;
 mod server;
 

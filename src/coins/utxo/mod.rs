@@ -2,9 +2,11 @@
 //! its balances come from.
 
 mod activate;
+mod balance;
 pub mod hd;
 
 pub use activate::{activate, Env, UtxoActivation};
+pub use balance::{AccountBalance, AddressBalance, HdFailure};
 
 use super::{format_amount, AddressFormat, CoinConf};
 use crate::crypto::{self, KeyPair};
