@@ -5,6 +5,7 @@
 //! - `rpc`: HTTP server, envelopes (legacy and mmrpc 2.0), batches, auth and the method tables.
 //! - `coins`: coin registry, active coins, the UTXO coin.
 //! - `electrum`: async Electrum client: connections, failover, timeouts, keep-alive.
+//! - `evm`: EVM coins: EIP-55 addresses, amounts, coins-file entries, a batching JSON-RPC client.
 //! - `crypto`: passphrase → key → addresses and scripthashes; the only holder of private keys.
 //! - `client`: a minimal HTTP/1 client for tests, benchmarks and the load generator.
 
@@ -14,6 +15,7 @@ pub mod config;
 pub mod crypto;
 pub mod ctx;
 pub mod electrum;
+pub mod evm;
 pub mod rpc;
 
 /// `<crate version>_<git short hash or KDFD_BUILD_TAG>`, as KDF's `version` reports it.

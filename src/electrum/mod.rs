@@ -15,7 +15,7 @@
 mod conn;
 mod hub;
 mod pool;
-mod tls;
+pub(crate) mod tls;
 
 pub use conn::{Connection, Notification};
 pub use hub::Hub;
