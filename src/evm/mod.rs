@@ -5,9 +5,11 @@
 //! - `amount`: U256 base units → KDF's minimal decimal string.
 //! - `conf`: `protocol_data` of ETH / ERC20 entries.
 //! - `client`: `EvmClient`, the public face: node order, failover, back-off, typed answers.
+//! - `abi`: ERC-20 calls and hex decoding of results.
 //! - `batch`: one worker per node that coalesces concurrent calls into JSON-RPC arrays.
 //! - `http`: one keep-alive HTTP/1 connection to a node, with time and size bounds.
 
+mod abi;
 pub mod address;
 pub mod amount;
 mod batch;
