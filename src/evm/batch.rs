@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// One queued call.
@@ -27,6 +27,8 @@ pub(crate) struct WorkerOpts {
     pub max_bytes: usize,
     pub timeout: Duration,
     pub max_response: usize,
+    pub linger_quiet: Duration,
+    pub linger_max: Duration,
     /// HTTP requests sent, shared by all nodes of a client (tests and benchmarks read it).
     pub requests: Arc<AtomicU64>,
 }
@@ -41,21 +43,31 @@ struct Item {
 /// Runs until every sender is dropped.
 pub(crate) async fn run(
     mut conn: HttpConn,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
+    mut rx: mpsc::UnboundedReceiver<Vec<Pending>>,
     o: WorkerOpts,
 ) {
     let mut next_id: u64 = 1;
     while let Some(first) = rx.recv().await {
-        let mut queued = vec![first];
-        // Linger while calls keep arriving (the rest of a client batch is being queued, maybe on
-        // another worker thread); stop as soon as a yield brings nothing new.
+        let mut queued = first;
+        // Linger while calls keep arriving: the rest of a client batch may still be on its way
+        // from another worker thread. Stop once nothing new came for `linger_quiet` (yielding, so
+        // a single-threaded runtime lets the submitters run), or after `linger_max` in all.
+        let start = Instant::now();
+        let mut last = start;
         loop {
             tokio::task::yield_now().await;
-            let before = queued.len();
-            while let Ok(p) = rx.try_recv() {
-                queued.push(p);
+            let now = Instant::now();
+            let mut got = false;
+            while let Ok(more) = rx.try_recv() {
+                queued.extend(more);
+                got = true;
             }
-            if queued.len() == before {
+            if got {
+                last = now;
+            } else if now - last >= o.linger_quiet {
+                break;
+            }
+            if now - start >= o.linger_max {
                 break;
             }
         }

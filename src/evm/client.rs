@@ -29,6 +29,11 @@ pub struct ClientOptions {
     pub first_backoff: Duration,
     /// Back-off ceiling.
     pub max_backoff: Duration,
+    /// A node's worker sends what is queued once no new call came for this long (calls
+    /// arriving meanwhile join the same arrays).
+    pub linger_quiet: Duration,
+    /// The most a call waits for company.
+    pub linger_max: Duration,
 }
 
 impl Default for ClientOptions {
@@ -40,6 +45,8 @@ impl Default for ClientOptions {
             max_response_bytes: 16 * 1024 * 1024,
             first_backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(600),
+            linger_quiet: Duration::from_micros(300),
+            linger_max: Duration::from_millis(3),
         }
     }
 }
@@ -67,7 +74,7 @@ struct Backoff {
 struct Node {
     url: NodeUrl,
     /// The worker's queue, started on first use (inside the runtime).
-    queue: OnceLock<mpsc::UnboundedSender<Pending>>,
+    queue: OnceLock<mpsc::UnboundedSender<Vec<Pending>>>,
     backoff: Mutex<Backoff>,
 }
 
@@ -219,7 +226,7 @@ impl EvmClient {
         ok
     }
 
-    fn queue<'a>(&self, node: &'a Node) -> &'a mpsc::UnboundedSender<Pending> {
+    fn queue<'a>(&self, node: &'a Node) -> &'a mpsc::UnboundedSender<Vec<Pending>> {
         node.queue.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             let o = &self.inner.opts;
@@ -228,6 +235,8 @@ impl EvmClient {
                 max_bytes: o.max_batch_bytes,
                 timeout: o.request_timeout,
                 max_response: o.max_response_bytes,
+                linger_quiet: o.linger_quiet,
+                linger_max: o.linger_max,
                 requests: self.inner.requests.clone(),
             };
             tokio::spawn(batch::run(HttpConn::new(node.url.clone()), rx, wo));
@@ -259,22 +268,26 @@ impl EvmClient {
             }
             let node = &self.inner.nodes[idx];
             let queue = self.queue(node);
-            let waits = todo.iter().map(|&i| {
-                let (tx, rx) = oneshot::channel();
-                let (method, params) = calls[i].clone();
-                let sent = queue
-                    .send(Pending {
+            // One message per call_many, so a caller's calls always share an array.
+            let (msg, rxs): (Vec<Pending>, Vec<_>) = todo
+                .iter()
+                .map(|&i| {
+                    let (tx, rx) = oneshot::channel();
+                    let (method, params) = calls[i].clone();
+                    let p = Pending {
                         method,
                         params,
                         reply: tx,
-                    })
-                    .is_ok();
-                async move {
-                    if !sent {
-                        return Err(EvmError::Closed);
-                    }
-                    rx.await.unwrap_or(Err(EvmError::Closed))
+                    };
+                    (p, rx)
+                })
+                .unzip();
+            let sent = queue.send(msg).is_ok();
+            let waits = rxs.into_iter().map(|rx| async move {
+                if !sent {
+                    return Err(EvmError::Closed);
                 }
+                rx.await.unwrap_or(Err(EvmError::Closed))
             });
             let answers = join_all(waits.collect::<Vec<_>>()).await;
             let mut again = Vec::new();
