@@ -5,6 +5,7 @@
 //! - `rpc`: HTTP server, envelopes (legacy and mmrpc 2.0), batches, auth and the method tables.
 //! - `coins`: coin registry, active coins, the UTXO coin.
 //! - `electrum`: async Electrum client: connections, failover, timeouts, keep-alive.
+//! - `evm`: EVM coins: EIP-55 addresses, amounts, coins-file entries, a batching JSON-RPC client.
 //! - `crypto`: passphrase → key → addresses and scripthashes; the only holder of private keys.
 //! - `client`: a minimal HTTP/1 client for tests, benchmarks and the load generator.
 //! - `wallet`: KDF wallet files (`<db_root>/<name>.json`) and the start-up wallet logic.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod crypto;
 pub mod ctx;
 pub mod electrum;
+pub mod evm;
 pub mod guard;
 pub mod rpc;
 pub mod store;

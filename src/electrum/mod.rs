@@ -17,7 +17,7 @@ mod conn;
 mod hub;
 mod pool;
 mod reads;
-mod tls;
+pub(crate) mod tls;
 mod watch;
 
 pub use conn::{Connection, Notification};
