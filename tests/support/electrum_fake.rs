@@ -93,6 +93,8 @@ struct ConnEntry {
 #[derive(Default)]
 struct State {
     balances: HashMap<String, Balance>,
+    /// `get_history` answers by scripthash (empty when absent).
+    histories: HashMap<String, Value>,
     next_revision: u64,
     conns: HashMap<u64, ConnEntry>,
     lines_received: usize,
@@ -276,6 +278,12 @@ impl FakeElectrum {
                 });
             }
         }
+    }
+
+    /// Sets the `blockchain.scripthash.get_history` answer of a scripthash (no notification).
+    pub fn set_history(&self, scripthash_hex: &str, history: Value) {
+        let key = scripthash_hex.to_ascii_lowercase();
+        self.shared.lock().histories.insert(key, history);
     }
 
     /// Delays every reply by `d` after its message arrived (a batch array is one message).
@@ -696,9 +704,16 @@ fn dispatch(
             }
             Ok(Value::Bool(true))
         }
-        "blockchain.scripthash.listunspent"
-        | "blockchain.scripthash.get_history"
-        | "blockchain.scripthash.get_mempool" => Ok(json!([])),
+        "blockchain.scripthash.get_history" => {
+            let key = scripthash_param(req)?;
+            Ok(shared
+                .lock()
+                .histories
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| json!([])))
+        }
+        "blockchain.scripthash.listunspent" | "blockchain.scripthash.get_mempool" => Ok(json!([])),
         "blockchain.headers.subscribe" => Ok(json!({"height": 100, "hex": "0".repeat(160)})),
         "blockchain.estimatefee" | "blockchain.relayfee" => Ok(json!(0.00001)),
         other => Err((-32601, format!("unknown method \"{other}\""))),

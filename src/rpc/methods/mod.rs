@@ -1,8 +1,12 @@
 //! The dispatch tables: every RPC method kdfd answers, legacy and mmrpc 2.0. Adding a method is
 //! one handler function plus one line here.
 
+mod activation;
 mod coins;
+mod hd;
 mod node;
+mod tasks;
+mod wallet;
 
 use super::error::RpcError;
 use crate::ctx::Ctx;
@@ -118,7 +122,24 @@ static LEGACY: &[Method] = &[
 #[rustfmt::skip]
 static V2: &[Method] = &[
     method!("get_enabled_coins", private, ReadsAll,    None,      coins::get_enabled_coins_v2),
+    // wallets and HD (lead)
+    method!("get_wallet_names",  private, None,        None,      wallet::get_wallet_names),
+    method!("get_mnemonic",      private, None,        None,      wallet::get_mnemonic),
+    method!("change_mnemonic_password", private, None, Some(1),   wallet::change_mnemonic_password),
+    method!("delete_wallet",     private, None,        Some(1),   wallet::delete_wallet),
+    method!("task::enable_utxo::init",        private, Activates, Some(500), activation::init),
+    method!("task::enable_utxo::status",      private, None,      None,      activation::status),
+    method!("task::enable_utxo::cancel",      private, None,      None,      activation::cancel),
+    method!("task::enable_utxo::user_action", private, None,      None,      activation::user_action),
+    method!("task::account_balance::init",    private, ReadsCoin, None,      hd::init),
+    method!("task::account_balance::status",  private, None,      None,      hd::status),
+    method!("task::account_balance::cancel",  private, None,      None,      hd::cancel),
+    method!("get_new_address",   private, ReadsCoin,   None,      hd::get_new_address),
 ];
+
+/// Starts the coin's history sync when history exists in this build (the history module hooks
+/// in here).
+pub fn start_history(_ctx: &Ctx, _coin: &Arc<crate::coins::utxo::UtxoCoin>) {}
 
 /// Looks up a legacy method.
 pub fn legacy(name: &str) -> Option<&'static Method> {

@@ -29,11 +29,13 @@ pub async fn get_wallet_names(ctx: Arc<Ctx>, _params: Value) -> Result<Reply, Rp
     // Any params are accepted, as KDF does (the SDK sends null).
     let dir = ctx.wallets.clone();
     let names = blocking(move || dir.names()).await?;
-    Ok(Reply::Json(serde_json::to_value(WalletNames {
-        wallet_names: names,
-        activated_wallet: ctx.wallet_name.clone(),
-    })
-    .map_err(|e| RpcError::Internal(e.to_string()))?))
+    Ok(Reply::Json(
+        serde_json::to_value(WalletNames {
+            wallet_names: names,
+            activated_wallet: ctx.wallet_name.clone(),
+        })
+        .map_err(|e| RpcError::Internal(e.to_string()))?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -46,10 +48,9 @@ enum MnemonicFormat {
 /// `get_mnemonic`: the signed-in wallet's mnemonic, plaintext (with the password) or encrypted.
 pub async fn get_mnemonic(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
     let req: MnemonicFormat = parse(params)?;
-    let name = ctx
-        .wallet_name
-        .clone()
-        .ok_or_else(|| kdf_errors::wallet_internal("Wallet name is not set: kdfd was started without wallet_name"))?;
+    let name = ctx.wallet_name.clone().ok_or_else(|| {
+        kdf_errors::wallet_internal("Wallet name is not set: kdfd was started without wallet_name")
+    })?;
     let dir = ctx.wallets.clone();
     let answer = match req {
         MnemonicFormat::Plaintext { password } => {
@@ -73,10 +74,9 @@ struct ChangePassword {
 /// `change_mnemonic_password`: re-encrypts the signed-in wallet's file with a new password.
 pub async fn change_mnemonic_password(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
     let req: ChangePassword = parse(params)?;
-    let name = ctx
-        .wallet_name
-        .clone()
-        .ok_or_else(|| kdf_errors::wallet_internal("Wallet name is not set: kdfd was started without wallet_name"))?;
+    let name = ctx.wallet_name.clone().ok_or_else(|| {
+        kdf_errors::wallet_internal("Wallet name is not set: kdfd was started without wallet_name")
+    })?;
     if !ctx.config.wallet.allow_weak_password {
         crate::config::check_password_policy(&req.new_password).map_err(|e| {
             kdf_errors::wallet(&crate::wallet::WalletError::PasswordPolicy(e.to_string()))
