@@ -66,6 +66,31 @@ pub enum RpcError {
     /// Something that should not happen.
     #[error("Internal error: {0}")]
     Internal(String),
+    // sending and address tools (addr helper)
+    /// A withdrawal the library refused (KDF's `WithdrawError`).
+    #[error("{0}")]
+    Withdraw(crate::coins::withdraw::WithdrawError),
+    /// `task::*::status` (and `user_action`) of an unknown task: 400.
+    #[error("No such task '{0}'")]
+    NoSuchTask(u64),
+    /// `task::*::cancel` of an unknown task: KDF answers 404 here.
+    #[error("No such task '{0}'")]
+    NoSuchTaskToCancel(u64),
+    /// `task::*::cancel` of a finished task.
+    #[error("Task is finished already")]
+    TaskFinished,
+    /// The coin has no `sign_message_prefix`.
+    #[error("sign_message_prefix is not set in coin config")]
+    PrefixNotFound,
+    /// `verify_message` with a signature that cannot be decoded.
+    #[error("{0}")]
+    SignatureDecoding(String),
+    /// `verify_message` with an address that is not the coin's.
+    #[error("{0}")]
+    AddressDecoding(String),
+    /// `get_raw_transaction` with a `tx_hash` that is not 32 bytes of hex.
+    #[error("Invalid hash: {0}")]
+    InvalidHash(String),
 }
 
 impl From<crate::coins::CoinError> for RpcError {
@@ -209,6 +234,67 @@ impl RpcError {
                 Some(json!({"method": m, "cap": cap})),
             ),
             Internal(m) => s(internal, "Internal", "rpc", "rpc]", Some(json!(m))),
+            Withdraw(e) => {
+                use crate::coins::withdraw::WithdrawError as W;
+                let status = match e {
+                    W::InternalError(_) => internal,
+                    _ => bad,
+                };
+                let data = match e {
+                    W::NotSufficientBalance {
+                        coin,
+                        available,
+                        required,
+                    } => json!({"coin": coin, "available": available, "required": required}),
+                    W::AmountTooLow { amount, threshold } => {
+                        json!({"amount": amount, "threshold": threshold})
+                    }
+                    W::ZeroBalanceToWithdrawMax => Value::Null,
+                    W::InvalidFeePolicy(m)
+                    | W::InvalidAddress(m)
+                    | W::UnsupportedCoin(m)
+                    | W::InternalError(m) => json!(m),
+                };
+                let data = (!data.is_null()).then_some(data);
+                s(status, e.error_type(), "withdraw", "withdraw]", data)
+            }
+            NoSuchTask(id) => s(bad, "NoSuchTask", "rpc_task", "rpc_task]", Some(json!(id))),
+            NoSuchTaskToCancel(id) => s(
+                StatusCode::NOT_FOUND,
+                "NoSuchTask",
+                "rpc_task",
+                "rpc_task]",
+                Some(json!(id)),
+            ),
+            TaskFinished => s(
+                StatusCode::CONFLICT,
+                "TaskFinished",
+                "rpc_task",
+                "rpc_task]",
+                None,
+            ),
+            PrefixNotFound => s(internal, "PrefixNotFound", "utxo_common", "utxo_common]", None),
+            SignatureDecoding(m) => s(
+                bad,
+                "SignatureDecodingError",
+                "utxo_common",
+                "utxo_common]",
+                Some(json!(m)),
+            ),
+            AddressDecoding(m) => s(
+                bad,
+                "AddressDecodingError",
+                "utxo_common",
+                "utxo_common]",
+                Some(json!(m)),
+            ),
+            InvalidHash(m) => s(
+                bad,
+                "InvalidHashError",
+                "lp_coins",
+                "lp_coins]",
+                Some(json!(m)),
+            ),
         }
     }
 
@@ -255,6 +341,11 @@ impl RpcError {
             Electrum(_) => -32021,
             Timeout(_) => -32030,
             BatchTooLarge(..) | OverMethodCap(..) => -32031,
+            Withdraw(_) => -32040,
+            NoSuchTask(_) | NoSuchTaskToCancel(_) => -32041,
+            TaskFinished => -32042,
+            PrefixNotFound => -32043,
+            SignatureDecoding(_) | AddressDecoding(_) | InvalidHash(_) => -32602,
         }
     }
 
@@ -271,6 +362,21 @@ impl RpcError {
             "id": id,
             "error": {"code": self.jsonrpc_code(), "message": self.to_string(), "data": data},
         })
+    }
+
+    /// The v2 error object without `mmrpc` and `id`: a task's `Error` details.
+    pub fn details(&self) -> Value {
+        let (_, mut v) = self.v2(None);
+        if let Some(m) = v.as_object_mut() {
+            m.remove("mmrpc");
+            m.remove("id");
+        }
+        v
+    }
+
+    /// The HTTP status of the v2 answer.
+    pub fn v2_status(&self) -> StatusCode {
+        self.shape().status
     }
 
     /// The mmrpc 2.0 answer, with the request's `id` echoed.

@@ -1,8 +1,11 @@
 //! The dispatch tables: every RPC method kdfd answers, legacy and mmrpc 2.0. Adding a method is
 //! one handler function plus one line here.
 
+mod address;
 mod coins;
 mod node;
+mod send;
+pub mod tasks;
 
 use super::error::RpcError;
 use crate::ctx::Ctx;
@@ -112,12 +115,29 @@ static LEGACY: &[Method] = &[
     method!("my_balance",        private, ReadsCoin,   None,      coins::my_balance),
     method!("get_enabled_coins", private, ReadsAll,    None,      coins::get_enabled_coins),
     method!("disable_coin",      private, Deactivates, Some(500), coins::disable_coin),
+    // sending and address tools (addr helper)
+    method!("validateaddress",      private, ReadsCoin, None, address::validateaddress),
+    method!("convertaddress",       private, ReadsCoin, None, address::convertaddress),
+    method!("show_priv_key",        private, ReadsCoin, None, address::show_priv_key),
+    method!("withdraw",             private, ReadsCoin, None, send::withdraw),
+    method!("send_raw_transaction", private, ReadsCoin, None, send::send_raw_transaction),
 ];
 
 /// Methods answered with `"mmrpc": "2.0"` (and, by fallback, without it when legacy lacks them).
 #[rustfmt::skip]
 static V2: &[Method] = &[
     method!("get_enabled_coins", private, ReadsAll,    None,      coins::get_enabled_coins_v2),
+    // sending and address tools (addr helper)
+    method!("convert_utxo_address",     private, ReadsCoin, None, address::convert_utxo_address),
+    method!("sign_message",             private, ReadsCoin, None, address::sign_message),
+    method!("verify_message",           private, ReadsCoin, None, address::verify_message),
+    method!("get_public_key",           private, None,      None, address::get_public_key),
+    method!("get_public_key_hash",      private, None,      None, address::get_public_key_hash),
+    method!("withdraw",                 private, ReadsCoin, None, send::withdraw),
+    method!("task::withdraw::init",     private, ReadsCoin, None, send::init),
+    method!("task::withdraw::status",   private, None,      None, send::status),
+    method!("task::withdraw::cancel",   private, None,      None, send::cancel),
+    method!("get_raw_transaction",      private, ReadsCoin, None, send::get_raw_transaction),
 ];
 
 /// Looks up a legacy method.
