@@ -70,6 +70,31 @@ pub enum RpcError {
     /// constructors in `rpc/kdf_errors.rs`.
     #[error("{}", .0.message)]
     Kdf(Box<super::kdf_errors::KdfError>),
+    // sending and address tools (addr helper)
+    /// A withdrawal the library refused (KDF's `WithdrawError`).
+    #[error("{0}")]
+    Withdraw(crate::coins::withdraw::WithdrawError),
+    /// `task::*::status` (and `user_action`) of an unknown task: 400.
+    #[error("No such task '{0}'")]
+    NoSuchTask(u64),
+    /// `task::*::cancel` of an unknown task: KDF answers 404 here.
+    #[error("No such task '{0}'")]
+    NoSuchTaskToCancel(u64),
+    /// `task::*::cancel` of a finished task.
+    #[error("Task is finished already")]
+    TaskFinished,
+    /// The coin has no `sign_message_prefix`.
+    #[error("sign_message_prefix is not set in coin config")]
+    PrefixNotFound,
+    /// `verify_message` with a signature that cannot be decoded.
+    #[error("{0}")]
+    SignatureDecoding(String),
+    /// `verify_message` with an address that is not the coin's.
+    #[error("{0}")]
+    AddressDecoding(String),
+    /// `get_raw_transaction` with a `tx_hash` that is not 32 bytes of hex.
+    #[error("Invalid hash: {0}")]
+    InvalidHash(String),
 }
 
 impl From<crate::coins::CoinError> for RpcError {
@@ -229,6 +254,73 @@ impl RpcError {
                 k.trace,
                 k.data.clone(),
             ),
+            Withdraw(e) => {
+                use crate::coins::withdraw::WithdrawError as W;
+                let status = match e {
+                    W::InternalError(_) => internal,
+                    _ => bad,
+                };
+                let data = match e {
+                    W::NotSufficientBalance {
+                        coin,
+                        available,
+                        required,
+                    } => json!({"coin": coin, "available": available, "required": required}),
+                    W::AmountTooLow { amount, threshold } => {
+                        json!({"amount": amount, "threshold": threshold})
+                    }
+                    W::ZeroBalanceToWithdrawMax => Value::Null,
+                    W::InvalidFeePolicy(m)
+                    | W::InvalidAddress(m)
+                    | W::UnsupportedCoin(m)
+                    | W::InternalError(m) => json!(m),
+                };
+                let data = (!data.is_null()).then_some(data);
+                s(status, e.error_type(), "withdraw", "withdraw]", data)
+            }
+            NoSuchTask(id) => s(bad, "NoSuchTask", "rpc_task", "rpc_task]", Some(json!(id))),
+            NoSuchTaskToCancel(id) => s(
+                StatusCode::NOT_FOUND,
+                "NoSuchTask",
+                "rpc_task",
+                "rpc_task]",
+                Some(json!(id)),
+            ),
+            TaskFinished => s(
+                StatusCode::CONFLICT,
+                "TaskFinished",
+                "rpc_task",
+                "rpc_task]",
+                None,
+            ),
+            PrefixNotFound => s(
+                internal,
+                "PrefixNotFound",
+                "utxo_common",
+                "utxo_common]",
+                None,
+            ),
+            SignatureDecoding(m) => s(
+                bad,
+                "SignatureDecodingError",
+                "utxo_common",
+                "utxo_common]",
+                Some(json!(m)),
+            ),
+            AddressDecoding(m) => s(
+                bad,
+                "AddressDecodingError",
+                "utxo_common",
+                "utxo_common]",
+                Some(json!(m)),
+            ),
+            InvalidHash(m) => s(
+                bad,
+                "InvalidHashError",
+                "lp_coins",
+                "lp_coins]",
+                Some(json!(m)),
+            ),
         }
     }
 
@@ -276,6 +368,11 @@ impl RpcError {
             Timeout(_) => -32030,
             BatchTooLarge(..) | OverMethodCap(..) => -32031,
             Kdf(_) => -32040,
+            Withdraw(_) => -32040,
+            NoSuchTask(_) | NoSuchTaskToCancel(_) => -32041,
+            TaskFinished => -32042,
+            PrefixNotFound => -32043,
+            SignatureDecoding(_) | AddressDecoding(_) | InvalidHash(_) => -32602,
         }
     }
 
@@ -297,12 +394,22 @@ impl RpcError {
     /// The error object a failed task reports as its `Error` details: the mmrpc 2.0 error
     /// without `mmrpc` and `id`.
     pub fn task_details(&self) -> Value {
+        self.details()
+    }
+
+    /// The v2 error object without `mmrpc` and `id`: a task's `Error` details.
+    pub fn details(&self) -> Value {
         let (_, mut v) = self.v2(None);
-        if let Some(o) = v.as_object_mut() {
-            o.remove("mmrpc");
-            o.remove("id");
+        if let Some(m) = v.as_object_mut() {
+            m.remove("mmrpc");
+            m.remove("id");
         }
         v
+    }
+
+    /// The HTTP status of the v2 answer.
+    pub fn v2_status(&self) -> StatusCode {
+        self.shape().status
     }
 
     /// The mmrpc 2.0 answer, with the request's `id` echoed.

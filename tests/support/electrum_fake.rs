@@ -101,6 +101,14 @@ struct State {
     methods: Vec<String>,
     client_names: Vec<String>,
     connections_accepted: usize,
+    /// `listunspent` answers by lowercase scripthash.
+    unspents: HashMap<String, Value>,
+    /// `transaction.get` answers by txid.
+    txs: HashMap<String, String>,
+    /// When set, `transaction.broadcast` fails with this message.
+    broadcast_error: Option<String>,
+    /// Every broadcast transaction hex, in order.
+    broadcasts: Vec<String>,
 }
 
 /// State shared between the test's thread and the server thread.
@@ -284,6 +292,38 @@ impl FakeElectrum {
     pub fn set_history(&self, scripthash_hex: &str, history: Value) {
         let key = scripthash_hex.to_ascii_lowercase();
         self.shared.lock().histories.insert(key, history);
+    }
+
+    /// Sets the `listunspent` answer of a scripthash: (txid, vout, value, height) entries.
+    pub fn set_unspents(&self, scripthash_hex: &str, list: &[(&str, u32, u64, i64)]) {
+        let v: Vec<Value> = list
+            .iter()
+            .map(|(txid, pos, value, height)| {
+                json!({"tx_hash": txid, "tx_pos": pos, "value": value, "height": height})
+            })
+            .collect();
+        self.shared
+            .lock()
+            .unspents
+            .insert(scripthash_hex.to_ascii_lowercase(), Value::Array(v));
+    }
+
+    /// Sets the raw hex `blockchain.transaction.get` answers for `txid`.
+    pub fn set_tx(&self, txid: &str, hex: &str) {
+        self.shared
+            .lock()
+            .txs
+            .insert(txid.to_ascii_lowercase(), hex.to_string());
+    }
+
+    /// Makes `blockchain.transaction.broadcast` fail with `message` (or succeed with `None`).
+    pub fn set_broadcast_error(&self, message: Option<&str>) {
+        self.shared.lock().broadcast_error = message.map(str::to_string);
+    }
+
+    /// The hex of every transaction broadcast so far.
+    pub fn broadcasts(&self) -> Vec<String> {
+        self.shared.lock().broadcasts.clone()
     }
 
     /// Delays every reply by `d` after its message arrived (a batch array is one message).
@@ -713,7 +753,36 @@ fn dispatch(
                 .cloned()
                 .unwrap_or_else(|| json!([])))
         }
-        "blockchain.scripthash.listunspent" | "blockchain.scripthash.get_mempool" => Ok(json!([])),
+        "blockchain.scripthash.listunspent" => {
+            let key = scripthash_param(req)?;
+            Ok(shared
+                .lock()
+                .unspents
+                .get(&key)
+                .cloned()
+                .unwrap_or(json!([])))
+        }
+        "blockchain.transaction.get" => {
+            let txid = scripthash_param(req)?;
+            match shared.lock().txs.get(&txid) {
+                Some(hex) => Ok(json!(hex)),
+                None => Err((
+                    2,
+                    format!("daemon error: No such mempool or blockchain transaction {txid}"),
+                )),
+            }
+        }
+        "blockchain.transaction.broadcast" => {
+            let hex = raw_scripthash_param(req)?;
+            let mut st = shared.lock();
+            if let Some(e) = st.broadcast_error.clone() {
+                return Err((1, e));
+            }
+            st.broadcasts.push(hex.clone());
+            // A fake id: the first 64 hex digits of the tx, padded.
+            Ok(json!(format!("{:0<64}", &hex[..hex.len().min(64)])))
+        }
+        "blockchain.scripthash.get_mempool" => Ok(json!([])),
         "blockchain.headers.subscribe" => Ok(json!({"height": 100, "hex": "0".repeat(160)})),
         "blockchain.estimatefee" | "blockchain.relayfee" => Ok(json!(0.00001)),
         other => Err((-32601, format!("unknown method \"{other}\""))),

@@ -2,10 +2,12 @@
 //! one handler function plus one line here.
 
 mod activation;
+mod address;
 mod coins;
 mod hd;
 mod node;
-mod tasks;
+mod send;
+pub mod tasks;
 mod wallet;
 
 use super::error::RpcError;
@@ -116,6 +118,12 @@ static LEGACY: &[Method] = &[
     method!("my_balance",        private, ReadsCoin,   None,      coins::my_balance),
     method!("get_enabled_coins", private, ReadsAll,    None,      coins::get_enabled_coins),
     method!("disable_coin",      private, Deactivates, Some(500), coins::disable_coin),
+    // sending and address tools (addr helper)
+    method!("validateaddress",      private, ReadsCoin, None, address::validateaddress),
+    method!("convertaddress",       private, ReadsCoin, None, address::convertaddress),
+    method!("show_priv_key",        private, ReadsCoin, None, address::show_priv_key),
+    method!("withdraw",             private, ReadsCoin, None, send::withdraw),
+    method!("send_raw_transaction", private, ReadsCoin, None, send::send_raw_transaction),
 ];
 
 /// Methods answered with `"mmrpc": "2.0"` (and, by fallback, without it when legacy lacks them).
@@ -135,6 +143,17 @@ static V2: &[Method] = &[
     method!("task::account_balance::status",  private, None,      None,      hd::status),
     method!("task::account_balance::cancel",  private, None,      None,      hd::cancel),
     method!("get_new_address",   private, ReadsCoin,   None,      hd::get_new_address),
+    // sending and address tools (addr helper)
+    method!("convert_utxo_address",     private, ReadsCoin, None, address::convert_utxo_address),
+    method!("sign_message",             private, ReadsCoin, None, address::sign_message),
+    method!("verify_message",           private, ReadsCoin, None, address::verify_message),
+    method!("get_public_key",           private, None,      None, address::get_public_key),
+    method!("get_public_key_hash",      private, None,      None, address::get_public_key_hash),
+    method!("withdraw",                 private, ReadsCoin, None, send::withdraw),
+    method!("task::withdraw::init",     private, ReadsCoin, None, send::init),
+    method!("task::withdraw::status",   private, None,      None, send::status),
+    method!("task::withdraw::cancel",   private, None,      None, send::cancel),
+    method!("get_raw_transaction",      private, ReadsCoin, None, send::get_raw_transaction),
 ];
 
 /// Starts the coin's history sync when history exists in this build (the history module hooks

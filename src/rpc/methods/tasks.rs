@@ -87,3 +87,29 @@ macro_rules! task_handlers {
         }
     };
 }
+
+/// `status` as an async handler body.
+pub async fn status_of(ctx: &Ctx, kind: &str, params: Value) -> Result<Reply, RpcError> {
+    status(ctx, kind, params)
+}
+
+/// `cancel` as an async handler body.
+pub async fn cancel_of(ctx: &Ctx, kind: &str, params: Value) -> Result<Reply, RpcError> {
+    cancel(ctx, kind, params)
+}
+
+/// The `client_id` of an init request (the SSE client for status events; default 0).
+pub fn client_id(params: &Value) -> Result<u64, RpcError> {
+    match params.get("client_id") {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v.as_u64().ok_or_else(|| {
+            RpcError::InvalidParams(format!("'client_id': invalid type: {v}, expected u64"))
+        }),
+    }
+}
+
+/// What a task's future returns: the method result, or the v2 error object without
+/// `mmrpc`/`id` (KDF's task `Error` details).
+pub fn outcome(r: Result<Value, RpcError>) -> Result<Value, Value> {
+    r.map_err(|e| e.task_details())
+}
