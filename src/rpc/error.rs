@@ -66,6 +66,16 @@ pub enum RpcError {
     /// Something that should not happen.
     #[error("Internal error: {0}")]
     Internal(String),
+    /// `stream::*::enable` refused: KDF's `EnableError`, the reason (a streamer-manager error
+    /// name such as `UnknownClient`, or a config complaint) is the data.
+    #[error("{0}")]
+    StreamEnable(String),
+    /// `stream::disable` refused: KDF's `DisableError`.
+    #[error("{0}")]
+    StreamDisable(String),
+    /// `stream::*::enable` for a coin that is not active: KDF's `CoinNotFound` (404, no data).
+    #[error("Coin {0} is not found")]
+    StreamCoinNotFound(String),
 }
 
 impl From<crate::coins::CoinError> for RpcError {
@@ -209,6 +219,15 @@ impl RpcError {
                 Some(json!({"method": m, "cap": cap})),
             ),
             Internal(m) => s(internal, "Internal", "rpc", "rpc]", Some(json!(m))),
+            StreamEnable(m) => s(bad, "EnableError", "streaming", "streaming]", Some(json!(m))),
+            StreamDisable(m) => s(bad, "DisableError", "streaming", "streaming]", Some(json!(m))),
+            StreamCoinNotFound(_) => s(
+                StatusCode::NOT_FOUND,
+                "CoinNotFound",
+                "streaming",
+                "streaming]",
+                None,
+            ),
         }
     }
 
@@ -255,6 +274,9 @@ impl RpcError {
             Electrum(_) => -32021,
             Timeout(_) => -32030,
             BatchTooLarge(..) | OverMethodCap(..) => -32031,
+            StreamEnable(_) => -32040,
+            StreamDisable(_) => -32041,
+            StreamCoinNotFound(_) => -32042,
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod coins;
 mod node;
+mod stream;
 
 use super::error::RpcError;
 use crate::ctx::Ctx;
@@ -118,6 +119,12 @@ static LEGACY: &[Method] = &[
 #[rustfmt::skip]
 static V2: &[Method] = &[
     method!("get_enabled_coins", private, ReadsAll,    None,      coins::get_enabled_coins_v2),
+    // stream (sse)
+    method!("stream::balance::enable",         private, ReadsCoin, None, stream::balance_enable),
+    method!("stream::tx_history::enable",      private, ReadsCoin, None, stream::tx_history_enable),
+    method!("stream::heartbeat::enable",       private, None,      None, stream::heartbeat_enable),
+    method!("stream::shutdown_signal::enable", private, None,      None, stream::shutdown_signal_enable),
+    method!("stream::disable",                 private, None,      None, stream::disable),
 ];
 
 /// Looks up a legacy method.
