@@ -156,7 +156,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             let name = shutdown_signal().await;
             tracing::info!(signal = name, "shutdown signal");
             // Sent before the drain; the streams end after delivering it.
-            ctx.events.publish("SHUTDOWN_SIGNAL", serde_json::json!(name));
+            ctx.events
+                .publish("SHUTDOWN_SIGNAL", serde_json::json!(name));
         }
     };
     kdfd::rpc::run(listener, ctx, signalled).await;

@@ -75,7 +75,10 @@ impl Client {
         }
         self.replay.push_back(f.clone());
         if self.tx.try_send(f).is_err() {
-            tracing::warn!(client = id, "event stream client is not reading: event dropped");
+            tracing::warn!(
+                client = id,
+                "event stream client is not reading: event dropped"
+            );
         }
     }
 }

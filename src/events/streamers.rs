@@ -55,7 +55,11 @@ async fn owner(coin: &UtxoCoin, sh: &str) -> Option<(String, Vec<String>)> {
 }
 
 /// One BALANCE event message: KDF's list form, for the changed address only.
-async fn balance_message(coin: &UtxoCoin, address: String, shs: &[String]) -> Result<Value, String> {
+async fn balance_message(
+    coin: &UtxoCoin,
+    address: String,
+    shs: &[String],
+) -> Result<Value, String> {
     let balances = coin.pool.balances(shs).await.map_err(|e| e.to_string())?;
     let sats: i128 = balances
         .iter()
@@ -85,7 +89,11 @@ pub async fn utxo_balance(hub: Hub, coin: Arc<UtxoCoin>) {
         let sh = match changes.recv().await {
             Ok(c) => c.scripthash,
             Err(RecvError::Lagged(n)) => {
-                tracing::warn!(coin = coin.ticker(), missed = n, "balance changes fell behind");
+                tracing::warn!(
+                    coin = coin.ticker(),
+                    missed = n,
+                    "balance changes fell behind"
+                );
                 continue;
             }
             Err(RecvError::Closed) => return,

@@ -47,7 +47,10 @@ async fn enable_errors_publish_and_disable() {
     let f = c.rx.recv().await.unwrap();
     assert_eq!(
         (f.seq, text(&f)),
-        (1, "data: {\"_type\":\"HEARTBEAT\",\"message\":{}} \n\n".into())
+        (
+            1,
+            "data: {\"_type\":\"HEARTBEAT\",\"message\":{}} \n\n".into()
+        )
     );
     let f = c.rx.recv().await.unwrap();
     assert_eq!(
@@ -82,7 +85,10 @@ async fn takeover_keeps_subscriptions_and_replays() {
     }
     assert_eq!(old_seen, 3);
     drop(old);
-    assert!(hub.has_client(5), "the old connection's drop does not evict the new one");
+    assert!(
+        hub.has_client(5),
+        "the old connection's drop does not evict the new one"
+    );
     let replayed: Vec<u64> = [new.rx.recv().await.unwrap(), new.rx.recv().await.unwrap()]
         .iter()
         .map(|f| f.seq)
@@ -110,7 +116,10 @@ async fn task_updates_reach_their_client_only() {
         )
     );
     let done = text(&c.rx.recv().await.unwrap());
-    assert!(done.contains(r#""status":"Ok","details":{"x":1}"#), "{done}");
+    assert!(
+        done.contains(r#""status":"Ok","details":{"x":1}"#),
+        "{done}"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert!(c.rx.try_recv().is_err(), "client 4's task is not sent to 3");
     fwd.abort();

@@ -219,8 +219,20 @@ impl RpcError {
                 Some(json!({"method": m, "cap": cap})),
             ),
             Internal(m) => s(internal, "Internal", "rpc", "rpc]", Some(json!(m))),
-            StreamEnable(m) => s(bad, "EnableError", "streaming", "streaming]", Some(json!(m))),
-            StreamDisable(m) => s(bad, "DisableError", "streaming", "streaming]", Some(json!(m))),
+            StreamEnable(m) => s(
+                bad,
+                "EnableError",
+                "streaming",
+                "streaming]",
+                Some(json!(m)),
+            ),
+            StreamDisable(m) => s(
+                bad,
+                "DisableError",
+                "streaming",
+                "streaming]",
+                Some(json!(m)),
+            ),
             StreamCoinNotFound(_) => s(
                 StatusCode::NOT_FOUND,
                 "CoinNotFound",

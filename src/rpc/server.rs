@@ -35,7 +35,8 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
             }
         })
     };
-    let task_events = crate::events::streamers::forward_tasks(ctx.events.clone(), ctx.tasks.subscribe());
+    let task_events =
+        crate::events::streamers::forward_tasks(ctx.events.clone(), ctx.tasks.subscribe());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {

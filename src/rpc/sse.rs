@@ -84,8 +84,8 @@ pub fn handle(ctx: &Ctx, req: &Request<Incoming>, header_userpass: Option<String
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let with_ids = last_seen.is_some()
-        || param(query, "event_ids").is_some_and(|v| v == "1" || v == "true");
+    let with_ids =
+        last_seen.is_some() || param(query, "event_ids").is_some_and(|v| v == "1" || v == "true");
     let conn = ctx.events.connect(id, last_seen);
     tracing::debug!(client = id, with_ids, "event stream opened");
     let mut r = Response::new(body(conn, with_ids));
@@ -126,8 +126,7 @@ fn body(conn: crate::events::Connection, with_ids: bool) -> HttpBody {
             Ok(Some(f)) => Some((f.data, s)),
         }
     });
-    let frames =
-        futures_util::StreamExt::map(frames, |b| Ok::<_, Infallible>(Frame::data(b)));
+    let frames = futures_util::StreamExt::map(frames, |b| Ok::<_, Infallible>(Frame::data(b)));
     StreamBody::new(frames).boxed_unsync()
 }
 
@@ -137,7 +136,10 @@ mod tests {
 
     #[test]
     fn query_values() {
-        assert_eq!(param("id=7&userpass=a%21b+c", "userpass").as_deref(), Some("a!b c"));
+        assert_eq!(
+            param("id=7&userpass=a%21b+c", "userpass").as_deref(),
+            Some("a!b c")
+        );
         assert_eq!(param("id=7", "id").as_deref(), Some("7"));
         assert_eq!(param("idx=7", "id"), None);
         assert_eq!(decode("100%"), "100%");

@@ -88,7 +88,7 @@ pub async fn heartbeat_enable(ctx: Arc<Ctx>, params: Value) -> Result<Reply, Rpc
     let req: HeartbeatReq = parse(params)?;
     let secs = req.config.stream_interval_seconds;
     // A zero or tiny interval would flood the client; 0.1 s is already more than anyone needs.
-    if !secs.is_finite() || secs < 0.1 || secs > 86_400.0 {
+    if !secs.is_finite() || !(0.1..=86_400.0).contains(&secs) {
         return Err(RpcError::InvalidParams(format!(
             "stream_interval_seconds must be between 0.1 and 86400, got {secs}"
         )));
