@@ -345,3 +345,22 @@ async fn non_loopback_needs_the_userpass() {
     assert_eq!(s.status, 200);
     assert_eq!(s.next(Duration::from_secs(5)).await.unwrap(), ": ok\n\n");
 }
+
+#[tokio::test]
+async fn stop_ends_open_streams() {
+    let mut k = Kdfd::start(streaming_conf());
+    let mut s = Sse::open(k.addr, "/event-stream?id=3", "").await;
+    assert_eq!(s.next(Duration::from_secs(5)).await.unwrap(), ": ok\n\n");
+    let (_, v) = k
+        .post(&v2("stream::shutdown_signal::enable", json!({"client_id": 3})))
+        .await;
+    assert_eq!(v["result"]["streamer_id"], "SHUTDOWN_SIGNAL");
+    let (status, _) = k
+        .post(&json!({"userpass": USERPASS, "method": "stop"}))
+        .await;
+    assert_eq!(status, 200);
+    // `stop` is the client's own request: no SHUTDOWN_SIGNAL event (as KDF), the stream just ends
+    // instead of holding the drain until its timeout.
+    assert!(s.next(Duration::from_secs(5)).await.is_none());
+    assert!(k.wait_exit(Duration::from_secs(5)).is_some());
+}
