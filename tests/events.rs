@@ -352,7 +352,10 @@ async fn stop_ends_open_streams() {
     let mut s = Sse::open(k.addr, "/event-stream?id=3", "").await;
     assert_eq!(s.next(Duration::from_secs(5)).await.unwrap(), ": ok\n\n");
     let (_, v) = k
-        .post(&v2("stream::shutdown_signal::enable", json!({"client_id": 3})))
+        .post(&v2(
+            "stream::shutdown_signal::enable",
+            json!({"client_id": 3}),
+        ))
         .await;
     assert_eq!(v["result"]["streamer_id"], "SHUTDOWN_SIGNAL");
     let (status, _) = k
@@ -363,4 +366,32 @@ async fn stop_ends_open_streams() {
     // instead of holding the drain until its timeout.
     assert!(s.next(Duration::from_secs(5)).await.is_none());
     assert!(k.wait_exit(Duration::from_secs(5)).is_some());
+}
+
+#[tokio::test]
+async fn balance_read_error_is_an_error_event() {
+    let (p2pkh, _) = bob_scripthashes();
+    let rick = FakeElectrum::start_tcp();
+    rick.set_balance(&p2pkh, 100_000_000, 0);
+    let k = Kdfd::start(streaming_conf());
+    let (status, v) = k
+        .post(&json!({"userpass": USERPASS, "method": "electrum", "coin": "RICK", "servers": [{"url": rick.url()}]}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let mut s = Sse::open(k.addr, "/event-stream?id=1", "").await;
+    assert_eq!(s.next(Duration::from_secs(5)).await.unwrap(), ": ok\n\n");
+    let (_, v) = k
+        .post(&v2(
+            "stream::balance::enable",
+            json!({"client_id": 1, "coin": "RICK"}),
+        ))
+        .await;
+    assert_eq!(v["result"]["streamer_id"], "BALANCE:RICK");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The notification goes out, then the server turns to garbage before the re-read arrives.
+    rick.set_balance(&p2pkh, 5, 0);
+    rick.set_mode(support::electrum_fake::Mode::Garbage);
+    let ev = s.event(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(ev["_type"], "ERROR:BALANCE:RICK", "{ev}");
+    assert!(ev["message"].is_string(), "{ev}");
 }

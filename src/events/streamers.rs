@@ -54,6 +54,19 @@ async fn owner(coin: &UtxoCoin, sh: &str) -> Option<(String, Vec<String>)> {
     found
 }
 
+/// Every wallet address with its scripthashes: the enabled one, then the known HD ones.
+async fn addresses(coin: &UtxoCoin) -> Vec<(String, Vec<String>)> {
+    let mut out = vec![(coin.address.clone(), coin.scripthashes.clone())];
+    if let Some(hd) = &coin.hd {
+        for a in hd.accounts.lock().await.values().flat_map(|a| a.all()) {
+            if a.address != coin.address {
+                out.push((a.address.clone(), a.scripthashes.clone()));
+            }
+        }
+    }
+    out
+}
+
 /// One BALANCE event message: KDF's list form, for the changed address only.
 async fn balance_message(
     coin: &UtxoCoin,
@@ -86,24 +99,24 @@ pub async fn utxo_balance(hub: Hub, coin: Arc<UtxoCoin>) {
         tracing::warn!(coin = coin.ticker(), error = %e, "balance streamer: first read failed");
     }
     loop {
-        let sh = match changes.recv().await {
-            Ok(c) => c.scripthash,
+        let owners = match changes.recv().await {
+            Ok(c) => owner(&coin, &c.scripthash).await.into_iter().collect(),
             Err(RecvError::Lagged(n)) => {
+                // Which addresses changed is lost: send every address's balance instead.
                 tracing::warn!(
                     coin = coin.ticker(),
                     missed = n,
                     "balance changes fell behind"
                 );
-                continue;
+                addresses(&coin).await
             }
             Err(RecvError::Closed) => return,
         };
-        let Some((address, shs)) = owner(&coin, &sh).await else {
-            continue;
-        };
-        match balance_message(&coin, address, &shs).await {
-            Ok(m) => hub.publish(&streamer_id, m),
-            Err(e) => hub.publish_error(&streamer_id, json!(e)),
+        for (address, shs) in owners {
+            match balance_message(&coin, address, &shs).await {
+                Ok(m) => hub.publish(&streamer_id, m),
+                Err(e) => hub.publish_error(&streamer_id, json!(e)),
+            }
         }
     }
 }
