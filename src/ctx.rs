@@ -47,6 +47,8 @@ pub struct Ctx {
     pub store: Option<Store>,
     /// RPC tasks (`task::*`).
     pub tasks: crate::tasks::Tasks,
+    /// SSE clients and streamers (`stream::*`, `/event-stream`).
+    pub events: crate::events::Hub,
     /// What we tell Electrum servers we are.
     pub client_name: String,
     /// Electrum connections, shared by every coin that lists the same server.
@@ -142,6 +144,7 @@ impl Ctx {
             auth: crate::guard::Guard::new(config.auth.clone()),
             inflight: tokio::sync::Semaphore::new(config.limits.max_inflight_items),
             tasks: crate::tasks::Tasks::new(config.limits.max_finished_tasks),
+            events: crate::events::Hub::default(),
             config,
             registry,
             coins: ActiveCoins::default(),

@@ -10,6 +10,7 @@
 //! - `client`: a minimal HTTP/1 client for tests, benchmarks and the load generator.
 //! - `wallet`: KDF wallet files (`<db_root>/<name>.json`) and the start-up wallet logic.
 //! - `store`: the per-wallet SQLite database (HD accounts), on its own thread.
+//! - `events`: KDF's event streaming (SSE clients, streamers); the endpoint is `rpc::sse`.
 
 pub mod client;
 pub mod coins;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod crypto;
 pub mod ctx;
 pub mod electrum;
+pub mod events;
 pub mod evm;
 pub mod guard;
 pub mod rpc;

@@ -54,22 +54,29 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn shutdown_signal() {
+/// Waits for Ctrl-C or SIGTERM; answers which one, for the SHUTDOWN_SIGNAL event.
+async fn shutdown_signal() -> &'static str {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(s) => s,
-                Err(_) => return std::future::pending().await,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return "SIGINT";
+                }
             };
         tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+            _ = ctrl_c => "SIGINT",
+            _ = term.recv() => "SIGTERM",
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    {
+        let _ = ctrl_c.await;
+        "SIGINT"
+    }
 }
 
 fn main() {
@@ -143,7 +150,17 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         "kdfd {} listening on http://{bound}",
         kdfd::version_string()
     );
-    kdfd::rpc::run(listener, ctx, shutdown_signal()).await;
+    let signalled = {
+        let ctx = ctx.clone();
+        async move {
+            let name = shutdown_signal().await;
+            tracing::info!(signal = name, "shutdown signal");
+            // Sent before the drain; the streams end after delivering it.
+            ctx.events
+                .publish("SHUTDOWN_SIGNAL", serde_json::json!(name));
+        }
+    };
+    kdfd::rpc::run(listener, ctx, signalled).await;
     tracing::info!("stopped");
     Ok(())
 }

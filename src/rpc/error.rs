@@ -95,6 +95,16 @@ pub enum RpcError {
     /// `get_raw_transaction` with a `tx_hash` that is not 32 bytes of hex.
     #[error("Invalid hash: {0}")]
     InvalidHash(String),
+    /// `stream::*::enable` refused: KDF's `EnableError`, the reason (a streamer-manager error
+    /// name such as `UnknownClient`, or a config complaint) is the data.
+    #[error("{0}")]
+    StreamEnable(String),
+    /// `stream::disable` refused: KDF's `DisableError`.
+    #[error("{0}")]
+    StreamDisable(String),
+    /// `stream::*::enable` for a coin that is not active: KDF's `CoinNotFound` (404, no data).
+    #[error("Coin {0} is not found")]
+    StreamCoinNotFound(String),
 }
 
 impl From<crate::coins::CoinError> for RpcError {
@@ -321,6 +331,27 @@ impl RpcError {
                 "lp_coins]",
                 Some(json!(m)),
             ),
+            StreamEnable(m) => s(
+                bad,
+                "EnableError",
+                "streaming",
+                "streaming]",
+                Some(json!(m)),
+            ),
+            StreamDisable(m) => s(
+                bad,
+                "DisableError",
+                "streaming",
+                "streaming]",
+                Some(json!(m)),
+            ),
+            StreamCoinNotFound(_) => s(
+                StatusCode::NOT_FOUND,
+                "CoinNotFound",
+                "streaming",
+                "streaming]",
+                None,
+            ),
         }
     }
 
@@ -367,12 +398,15 @@ impl RpcError {
             Electrum(_) => -32021,
             Timeout(_) => -32030,
             BatchTooLarge(..) | OverMethodCap(..) => -32031,
-            Kdf(_) => -32040,
+            Kdf(_) => -32050,
             Withdraw(_) => -32040,
             NoSuchTask(_) | NoSuchTaskToCancel(_) => -32041,
             TaskFinished => -32042,
             PrefixNotFound => -32043,
             SignatureDecoding(_) | AddressDecoding(_) | InvalidHash(_) => -32602,
+            StreamEnable(_) => -32060,
+            StreamDisable(_) => -32061,
+            StreamCoinNotFound(_) => -32062,
         }
     }
 

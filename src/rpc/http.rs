@@ -52,11 +52,19 @@ fn memchr_jsonrpc(bytes: &[u8]) -> bool {
     bytes.windows(9).any(|w| w == b"\"jsonrpc\"")
 }
 
+/// The body of every response: a whole buffer, or the event stream.
+pub type HttpBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
+
 /// The response type of every request.
-pub type HttpResponse = Response<Full<Bytes>>;
+pub type HttpResponse = Response<HttpBody>;
+
+/// A whole-buffer body.
+pub fn full(b: Bytes) -> HttpBody {
+    Full::new(b).boxed_unsync()
+}
 
 fn respond(ctx: &Ctx, status: StatusCode, body: Bytes, content_type: &'static str) -> HttpResponse {
-    let mut r = Response::new(Full::new(body));
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -107,6 +115,10 @@ fn header_userpass(req: &Request<Incoming>) -> Option<String> {
 
 /// Handles one HTTP request; never fails (every problem is a JSON error response).
 pub async fn handle(ctx: Arc<Ctx>, ip: IpAddr, req: Request<Incoming>) -> HttpResponse {
+    // KDF routes the event stream by path, before anything else, whatever the HTTP method.
+    if req.uri().path() == super::sse::PATH {
+        return super::sse::handle(&ctx, &req, header_userpass(&req));
+    }
     let caller = Caller::new(ip, header_userpass(&req));
     if req.method() == Method::OPTIONS {
         let mut r = respond(&ctx, StatusCode::OK, Bytes::new(), "text/plain");

@@ -10,6 +10,7 @@
 //! - `auth`: the userpass check.
 //! - `error`: every error and its legacy and mmrpc 2.0 shapes.
 //! - `methods`: the dispatch tables and the handlers.
+//! - `sse`: the `/event-stream` endpoint (KDF's SSE).
 
 mod atomic;
 mod auth;
@@ -21,5 +22,6 @@ mod jsonrpc;
 mod kdf_errors;
 mod methods;
 mod server;
+mod sse;
 
 pub use server::run;

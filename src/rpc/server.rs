@@ -35,6 +35,8 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
             }
         })
     };
+    let task_events =
+        crate::events::streamers::forward_tasks(ctx.events.clone(), ctx.tasks.subscribe());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -81,6 +83,10 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
     }
     drop(listener);
     pruner.abort();
+    task_events.abort();
+    // Event streams never end by themselves: close them (after what they queued, such as the
+    // SHUTDOWN_SIGNAL event) so the drain is not held up by them.
+    ctx.events.close_all();
     tracing::info!("shutting down: no new connections, draining in-flight requests");
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections drained"),

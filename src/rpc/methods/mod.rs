@@ -7,6 +7,7 @@ mod coins;
 mod hd;
 mod node;
 mod send;
+mod stream;
 pub mod tasks;
 mod wallet;
 
@@ -154,6 +155,12 @@ static V2: &[Method] = &[
     method!("task::withdraw::status",   private, None,      None, send::status),
     method!("task::withdraw::cancel",   private, None,      None, send::cancel),
     method!("get_raw_transaction",      private, ReadsCoin, None, send::get_raw_transaction),
+    // stream (sse)
+    method!("stream::balance::enable",         private, ReadsCoin, None, stream::balance_enable),
+    method!("stream::tx_history::enable",      private, ReadsCoin, None, stream::tx_history_enable),
+    method!("stream::heartbeat::enable",       private, None,      None, stream::heartbeat_enable),
+    method!("stream::shutdown_signal::enable", private, None,      None, stream::shutdown_signal_enable),
+    method!("stream::disable",                 private, None,      None, stream::disable),
 ];
 
 /// Starts the coin's history sync when history exists in this build (the history module hooks

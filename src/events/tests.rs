@@ -1,0 +1,141 @@
+use super::*;
+use serde_json::json;
+
+fn text(f: &Frame) -> String {
+    String::from_utf8(f.data.to_vec()).unwrap()
+}
+
+#[test]
+fn frames_are_kdfs_bytes() {
+    let f = frame("BALANCE:KMD", &json!([{"ticker": "KMD", "address": "R1"}]));
+    assert_eq!(
+        &f[..],
+        br#"data: {"_type":"BALANCE:KMD","message":[{"ticker":"KMD","address":"R1"}]} 
+
+"#
+    );
+}
+
+#[tokio::test]
+async fn enable_errors_publish_and_disable() {
+    let hub = Hub::default();
+    assert_eq!(
+        hub.enable(0, "HEARTBEAT", || None),
+        Err(EventError::UnknownClient)
+    );
+    let mut c = hub.connect(0, None);
+    let mut starts = 0;
+    hub.enable(0, "HEARTBEAT", || {
+        starts += 1;
+        None
+    })
+    .unwrap();
+    assert_eq!(
+        hub.enable(0, "HEARTBEAT", || None),
+        Err(EventError::ClientAlreadyListening)
+    );
+    let _c1 = hub.connect(1, None);
+    hub.enable(1, "HEARTBEAT", || {
+        starts += 1;
+        None
+    })
+    .unwrap();
+    assert_eq!(starts, 1, "a second client joins the running streamer");
+    hub.publish("HEARTBEAT", json!({}));
+    hub.publish("OTHER", json!(1));
+    hub.publish_error("HEARTBEAT", json!("x"));
+    let f = c.rx.recv().await.unwrap();
+    assert_eq!(
+        (f.seq, text(&f)),
+        (
+            1,
+            "data: {\"_type\":\"HEARTBEAT\",\"message\":{}} \n\n".into()
+        )
+    );
+    let f = c.rx.recv().await.unwrap();
+    assert_eq!(
+        text(&f),
+        "data: {\"_type\":\"ERROR:HEARTBEAT\",\"message\":\"x\"} \n\n"
+    );
+    assert!(c.rx.try_recv().is_err());
+    hub.disable(0, "HEARTBEAT").unwrap();
+    assert_eq!(
+        hub.disable(0, "HEARTBEAT"),
+        Err(EventError::ClientNotListening)
+    );
+    assert!(hub.is_running("HEARTBEAT"), "client 1 still listens");
+    drop(_c1);
+    assert!(!hub.is_running("HEARTBEAT"), "disconnect unsubscribes");
+    assert!(!hub.has_client(1));
+}
+
+#[tokio::test]
+async fn takeover_keeps_subscriptions_and_replays() {
+    let hub = Hub::default();
+    let mut old = hub.connect(5, None);
+    hub.enable(5, "HEARTBEAT", || None).unwrap();
+    for i in 0..3 {
+        hub.publish("HEARTBEAT", json!(i));
+    }
+    let mut new = hub.connect(5, Some(1));
+    // The old stream ends after what it had queued.
+    let mut old_seen = 0;
+    while old.rx.recv().await.is_some() {
+        old_seen += 1;
+    }
+    assert_eq!(old_seen, 3);
+    drop(old);
+    assert!(
+        hub.has_client(5),
+        "the old connection's drop does not evict the new one"
+    );
+    let replayed: Vec<u64> = [new.rx.recv().await.unwrap(), new.rx.recv().await.unwrap()]
+        .iter()
+        .map(|f| f.seq)
+        .collect();
+    assert_eq!(replayed, vec![2, 3]);
+    hub.publish("HEARTBEAT", json!(9));
+    assert_eq!(new.rx.recv().await.unwrap().seq, 4);
+    hub.close_all();
+    assert!(new.rx.recv().await.is_none());
+}
+
+#[tokio::test]
+async fn task_updates_reach_their_client_only() {
+    let hub = Hub::default();
+    let tasks = crate::tasks::Tasks::new(10);
+    let fwd = streamers::forward_tasks(hub.clone(), tasks.subscribe());
+    let mut c = hub.connect(3, None);
+    let id = tasks.spawn("t", 3, json!("Start"), |_| async { Ok(json!({"x": 1})) });
+    tasks.spawn("t", 4, json!("Start"), |_| async { Ok(json!(0)) });
+    let first = text(&c.rx.recv().await.unwrap());
+    assert_eq!(
+        first,
+        format!(
+            "data: {{\"_type\":\"TASK:{id}\",\"message\":{{\"status\":\"InProgress\",\"details\":\"Start\"}}}} \n\n"
+        )
+    );
+    let done = text(&c.rx.recv().await.unwrap());
+    assert!(
+        done.contains(r#""status":"Ok","details":{"x":1}"#),
+        "{done}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(c.rx.try_recv().is_err(), "client 4's task is not sent to 3");
+    fwd.abort();
+}
+
+#[tokio::test]
+async fn slow_client_loses_events_not_memory() {
+    let hub = Hub::default();
+    let mut c = hub.connect(0, None);
+    hub.enable(0, "HEARTBEAT", || None).unwrap();
+    for i in 0..(QUEUE + 10) {
+        hub.publish("HEARTBEAT", json!(i));
+    }
+    let mut n = 0;
+    while c.rx.try_recv().is_ok() {
+        n += 1;
+    }
+    assert_eq!(n, QUEUE);
+}

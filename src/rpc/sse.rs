@@ -1,0 +1,148 @@
+//! `/event-stream?id=<u64>`: KDF's SSE endpoint, routed by path before any RPC handling, any HTTP
+//! method. kdfd extensions (docs/events.md): a `: ok` comment on connect, a keep-alive comment
+//! every 15 s, a reconnect with an open id takes over instead of failing, opt-in `id:` fields with
+//! `Last-Event-ID` replay, and the userpass when listening on a non-loopback address.
+
+use super::http::{self, HttpBody, HttpResponse};
+use crate::ctx::Ctx;
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use std::convert::Infallible;
+use std::time::Duration;
+
+/// The path KDF routes to the event stream.
+pub const PATH: &str = "/event-stream";
+/// How often an idle stream gets a comment, so proxies and clients see it is alive.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// `%XX` and `+` decoding of one query value.
+fn decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len()
+                && b[i + 1].is_ascii_hexdigit()
+                && b[i + 2].is_ascii_hexdigit() =>
+            {
+                let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+                out.push(hex(b[i + 1]) << 4 | hex(b[i + 2]));
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The decoded value of a query parameter.
+fn param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| decode(v))
+}
+
+fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
+    let mut r = Response::new(http::full(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+/// Answers one `/event-stream` request.
+pub fn handle(ctx: &Ctx, req: &Request<Incoming>, header_userpass: Option<String>) -> HttpResponse {
+    let Some(origin) = ctx.config.event_stream_origin.as_deref() else {
+        return plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Event streaming is disabled",
+        );
+    };
+    let query = req.uri().query().unwrap_or("");
+    if !ctx.config.rpcip.is_loopback() {
+        let given = param(query, "userpass").or(header_userpass);
+        let ok = matches!((given.as_deref(), ctx.config.rpc_password.as_deref()),
+            (Some(g), Some(e)) if super::auth::same_secret(g, e));
+        if !ok {
+            return plain(StatusCode::FORBIDDEN, "Userpass is invalid!");
+        }
+    }
+    // KDF: a missing or non-numeric id means client 0.
+    let id = param(query, "id")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let last_seen = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let with_ids =
+        last_seen.is_some() || param(query, "event_ids").is_some_and(|v| v == "1" || v == "true");
+    let conn = ctx.events.connect(id, last_seen);
+    tracing::debug!(client = id, with_ids, "event stream opened");
+    let mut r = Response::new(body(conn, with_ids));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(o) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+    }
+    r
+}
+
+/// The stream body: `: ok`, then frames as they come, comments when idle; ends when the
+/// connection is taken over or the daemon shuts down. Dropping it (client gone) drops the
+/// `Connection`, which unsubscribes the client.
+fn body(conn: crate::events::Connection, with_ids: bool) -> HttpBody {
+    struct State {
+        conn: crate::events::Connection,
+        hello: bool,
+    }
+    let state = State { conn, hello: true };
+    let frames = futures_util::stream::unfold(state, move |mut s| async move {
+        if s.hello {
+            s.hello = false;
+            return Some((Bytes::from_static(b": ok\n\n"), s));
+        }
+        match tokio::time::timeout(KEEP_ALIVE, s.conn.rx.recv()).await {
+            Err(_) => Some((Bytes::from_static(b": keep-alive\n\n"), s)),
+            Ok(None) => None,
+            Ok(Some(f)) if with_ids => {
+                let mut b = format!("id: {}\n", f.seq).into_bytes();
+                b.extend_from_slice(&f.data);
+                Some((Bytes::from(b), s))
+            }
+            Ok(Some(f)) => Some((f.data, s)),
+        }
+    });
+    let frames = futures_util::StreamExt::map(frames, |b| Ok::<_, Infallible>(Frame::data(b)));
+    StreamBody::new(frames).boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{decode, param};
+
+    #[test]
+    fn query_values() {
+        assert_eq!(
+            param("id=7&userpass=a%21b+c", "userpass").as_deref(),
+            Some("a!b c")
+        );
+        assert_eq!(param("id=7", "id").as_deref(), Some("7"));
+        assert_eq!(param("idx=7", "id"), None);
+        assert_eq!(decode("100%"), "100%");
+        assert_eq!(decode("%zz%41"), "%zzA");
+    }
+}
