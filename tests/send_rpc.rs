@@ -31,7 +31,10 @@ fn conf_with(passphrase: &str, hd: bool) -> Value {
 
 async fn activate(k: &Kdfd, coin: &str, fake: &FakeElectrum) {
     let (status, v) = k
-        .post(&req("electrum", json!({"coin": coin, "servers": [{"url": fake.url()}]})))
+        .post(&req(
+            "electrum",
+            json!({"coin": coin, "servers": [{"url": fake.url()}]}),
+        ))
         .await;
     assert_eq!(status, 200, "{coin}: {v}");
     assert_eq!(v["result"], "success", "{coin}: {v}");
@@ -59,14 +62,22 @@ async fn validateaddress_every_shipped_coin() {
             let ticker = ticker.clone();
             async move {
                 let (status, v) = k
-                    .post(&req("validateaddress", json!({"coin": ticker, "address": addr})))
+                    .post(&req(
+                        "validateaddress",
+                        json!({"coin": ticker, "address": addr}),
+                    ))
                     .await;
                 assert_eq!(status, 200, "{ticker} {addr}: {v}");
                 assert_eq!(v["result"]["is_valid"], valid, "{ticker} {addr}: {v}");
                 if valid {
                     assert!(v["result"].get("reason").is_none(), "{v}");
                 } else {
-                    assert!(v["result"]["reason"].as_str().is_some_and(|r| !r.is_empty()), "{v}");
+                    assert!(
+                        v["result"]["reason"]
+                            .as_str()
+                            .is_some_and(|r| !r.is_empty()),
+                        "{v}"
+                    );
                 }
                 v
             }
@@ -78,7 +89,13 @@ async fn validateaddress_every_shipped_coin() {
         let last = other.len() - 1;
         other[last] = other[last].wrapping_add(3);
         let v = check(crypto::p2pkh_address(&other, &h160), false).await;
-        assert!(v["result"]["reason"].as_str().unwrap().contains("invalid prefix"), "{v}");
+        assert!(
+            v["result"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("invalid prefix"),
+            "{v}"
+        );
         // Wrong checksum: swap the last character.
         let mut bad = good.clone();
         let c = bad.pop().unwrap();
@@ -93,7 +110,10 @@ async fn validateaddress_every_shipped_coin() {
         }
     }
     let (_, v) = k
-        .post(&req("validateaddress", json!({"coin": "NOPE", "address": BOB_R_ADDRESS})))
+        .post(&req(
+            "validateaddress",
+            json!({"coin": "NOPE", "address": BOB_R_ADDRESS}),
+        ))
         .await;
     assert_eq!(v["error"], "No such coin: NOPE");
 }
@@ -108,7 +128,10 @@ async fn convertaddress_and_v2_convert_utxo_address() {
     let legacy = crypto::p2pkh_address(&[0], &h160);
     let segwit = crypto::segwit_address("bc", &h160).unwrap();
     let conv = |from: &str, fmt: &str| {
-        req("convertaddress", json!({"coin": "BTC", "from": from, "to_address_format": {"format": fmt}}))
+        req(
+            "convertaddress",
+            json!({"coin": "BTC", "from": from, "to_address_format": {"format": fmt}}),
+        )
     };
     let (_, v) = k.post(&conv(&legacy, "segwit")).await;
     assert_eq!(v, json!({"result": {"address": segwit}}));
@@ -118,9 +141,15 @@ async fn convertaddress_and_v2_convert_utxo_address() {
         .post(&req("convertaddress", json!({"coin": "RICK", "from": BOB_R_ADDRESS, "to_address_format": {"format": "segwit"}})))
         .await;
     assert_eq!(status, 500);
-    assert!(v["error"].as_str().unwrap().contains("no bech32_hrp"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("no bech32_hrp"),
+        "{v}"
+    );
     let (status, v) = k
-        .post(&v2("convert_utxo_address", json!({"coin": "BTC", "from": legacy, "to_address_format": {"format": "segwit"}})))
+        .post(&v2(
+            "convert_utxo_address",
+            json!({"coin": "BTC", "from": legacy, "to_address_format": {"format": "segwit"}}),
+        ))
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["result"], json!({"address": segwit}));
@@ -131,12 +160,21 @@ async fn sign_verify_iguana_vector() {
     let fake = FakeElectrum::start_tcp();
     let k = Kdfd::start(conf_with(SPICE, false));
     activate(&k, "RICK", &fake).await;
-    let sig = "HzetbqVj9gnUOznon9bvE61qRlmjH5R+rNgkxu8uyce3UBbOu+2aGh7r/GGSVFGZjRnaYC60hdwtdirTKLb7bE4=";
-    let (status, v) = k.post(&v2("sign_message", json!({"coin": "RICK", "message": "test"}))).await;
+    let sig =
+        "HzetbqVj9gnUOznon9bvE61qRlmjH5R+rNgkxu8uyce3UBbOu+2aGh7r/GGSVFGZjRnaYC60hdwtdirTKLb7bE4=";
+    let (status, v) = k
+        .post(&v2(
+            "sign_message",
+            json!({"coin": "RICK", "message": "test"}),
+        ))
+        .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["result"]["signature"], sig);
     let verify = |msg: &str, s: &str, addr: &str| {
-        v2("verify_message", json!({"coin": "RICK", "message": msg, "signature": s, "address": addr}))
+        v2(
+            "verify_message",
+            json!({"coin": "RICK", "message": msg, "signature": s, "address": addr}),
+        )
     };
     let addr = "R9o9xTocqr6CeEDGDH6mEYpwLoMz6jNjMW";
     let (_, v) = k.post(&verify("test", sig, addr)).await;
@@ -175,17 +213,29 @@ async fn hd_sign_vectors_and_keys() {
         }
         v2("sign_message", p)
     };
-    let s00 = "ICnkSvQkAurwLvK6RYtCItrWMOS4ESjCf4GKp1DvBM8Xc2+dxM4si6NcSb0JJaJajYhPkwg5yWHmgR/9AmGB0KE=";
-    let s01 = "IPGbtsPPz6u2DishjOcP0Lf6xqPfpvTcMnkP/rRUVddKPBtkN+SfUPVZcz1vagjhj95I2t4ctLzcc3vcRdQLxbY=";
+    let s00 =
+        "ICnkSvQkAurwLvK6RYtCItrWMOS4ESjCf4GKp1DvBM8Xc2+dxM4si6NcSb0JJaJajYhPkwg5yWHmgR/9AmGB0KE=";
+    let s01 =
+        "IPGbtsPPz6u2DishjOcP0Lf6xqPfpvTcMnkP/rRUVddKPBtkN+SfUPVZcz1vagjhj95I2t4ctLzcc3vcRdQLxbY=";
     let (_, v) = k.post(&sign(Value::Null)).await;
     assert_eq!(v["result"]["signature"], s00, "{v}");
-    let (_, v) = k.post(&sign(json!({"derivation_path": "m/44'/141'/0'/0/0"}))).await;
+    let (_, v) = k
+        .post(&sign(json!({"derivation_path": "m/44'/141'/0'/0/0"})))
+        .await;
     assert_eq!(v["result"]["signature"], s00, "{v}");
-    let (_, v) = k.post(&sign(json!({"account_id": 0, "chain": "External", "address_id": 1}))).await;
+    let (_, v) = k
+        .post(&sign(
+            json!({"account_id": 0, "chain": "External", "address_id": 1}),
+        ))
+        .await;
     assert_eq!(v["result"]["signature"], s01, "{v}");
-    let (_, v) = k.post(&sign(json!({"derivation_path": "m/44'/141'/0'/0/1"}))).await;
+    let (_, v) = k
+        .post(&sign(json!({"derivation_path": "m/44'/141'/0'/0/1"})))
+        .await;
     assert_eq!(v["result"]["signature"], s01, "{v}");
-    let (status, v) = k.post(&sign(json!({"derivation_path": "m/44'/0'/0'/0/1"}))).await;
+    let (status, v) = k
+        .post(&sign(json!({"derivation_path": "m/44'/0'/0'/0/1"})))
+        .await;
     assert_eq!(status, 400, "wrong coin type: {v}");
     let (_, v) = k
         .post(&v2("verify_message", json!({"coin": "RICK", "message": "test", "signature": s01, "address": "RVyndZp3ZrhGKSwHryyM3Kcz9aq2EJrW1z"})))
@@ -197,7 +247,10 @@ async fn hd_sign_vectors_and_keys() {
         "020202a4c51fd0b7d5049196a1ee69406241dd1bb83d84ed59cf86669831200588"
     );
     let (_, v) = k.post(&v2("get_public_key_hash", json!({}))).await;
-    assert_eq!(v["result"]["public_key_hash"], "efa6a43e1af2847419841144153183d9690e2136");
+    assert_eq!(
+        v["result"]["public_key_hash"],
+        "efa6a43e1af2847419841144153183d9690e2136"
+    );
     // show_priv_key gives the enabled address's key (m/44'/141'/0'/0/0).
     let (_, v) = k.post(&req("show_priv_key", json!({"coin": "RICK"}))).await;
     let wif = v["result"]["priv_key"].as_str().unwrap();
@@ -224,13 +277,19 @@ async fn public_key_bob_and_show_priv_key() {
         "022cd3021a2197361fb70b862c412bc8e44cff6951fa1de45ceabfdd9b4c520420"
     );
     let (_, v) = k.post(&v2("get_public_key_hash", Value::Null)).await;
-    assert_eq!(v["result"]["public_key_hash"], "b506088aa2a3b4bb1da3a29bf00ce1a550ea1df9");
+    assert_eq!(
+        v["result"]["public_key_hash"],
+        "b506088aa2a3b4bb1da3a29bf00ce1a550ea1df9"
+    );
     let (_, v) = k.post(&req("show_priv_key", json!({"coin": "KMD"}))).await;
     assert_eq!(v["result"]["coin"], "KMD");
     let wif = v["result"]["priv_key"].as_str().unwrap();
     let raw = bitcoin::base58::decode_check(wif).unwrap();
     assert_eq!(raw[0], 188, "KMD wiftype");
-    assert_eq!(KeyPair::from_passphrase(wif).unwrap().public_key(), bob().public_key());
+    assert_eq!(
+        KeyPair::from_passphrase(wif).unwrap().public_key(),
+        bob().public_key()
+    );
 }
 
 const TXID_A: &str = "aa00000000000000000000000000000000000000000000000000000000000001";
@@ -241,7 +300,10 @@ const TO: &str = "R9o9xTocqr6CeEDGDH6mEYpwLoMz6jNjMW";
 async fn funded() -> (Kdfd, FakeElectrum) {
     let fake = FakeElectrum::start_tcp();
     let (p2pkh, _) = bob_scripthashes();
-    fake.set_unspents(&p2pkh, &[(TXID_A, 0, 100_000_000, 10), (TXID_B, 3, 50_000_000, 11)]);
+    fake.set_unspents(
+        &p2pkh,
+        &[(TXID_A, 0, 100_000_000, 10), (TXID_B, 3, 50_000_000, 11)],
+    );
     let k = Kdfd::start(base_conf(shipped_coins()));
     activate(&k, "RICK", &fake).await;
     (k, fake)
@@ -249,7 +311,9 @@ async fn funded() -> (Kdfd, FakeElectrum) {
 
 fn sats(v: &Value) -> i128 {
     let d: rust_decimal::Decimal = v.as_str().unwrap().parse().unwrap();
-    (d * rust_decimal::Decimal::from(100_000_000)).try_into().unwrap()
+    (d * rust_decimal::Decimal::from(100_000_000))
+        .try_into()
+        .unwrap()
 }
 
 /// Checks a TransactionDetails against the decoded tx and the fake's unspents.
@@ -267,7 +331,10 @@ fn check_details(d: &Value, amount: u64) {
     assert_eq!(ins, vec![(TXID_A.to_string(), 0), (TXID_B.to_string(), 3)]);
     let to_script = crypto::p2pkh_script(&KeyPair::from_passphrase(SPICE).unwrap().hash160());
     let me = crypto::p2pkh_script(&bob().hash160());
-    assert_eq!(tx.outputs[0], (amount, bitcoin::ScriptBuf::from_bytes(to_script)));
+    assert_eq!(
+        tx.outputs[0],
+        (amount, bitcoin::ScriptBuf::from_bytes(to_script))
+    );
     let change = tx.outputs.get(1).map_or(0, |(v, s)| {
         assert_eq!(s.as_bytes(), me.as_slice());
         *v
@@ -275,7 +342,10 @@ fn check_details(d: &Value, amount: u64) {
     assert_eq!(sats(&d["spent_by_me"]), 150_000_000);
     assert_eq!(sats(&d["total_amount"]), 150_000_000);
     assert_eq!(sats(&d["received_by_me"]), i128::from(change));
-    assert_eq!(sats(&d["my_balance_change"]), i128::from(change) - 150_000_000);
+    assert_eq!(
+        sats(&d["my_balance_change"]),
+        i128::from(change) - 150_000_000
+    );
     let fee = sats(&d["fee_details"]["amount"]);
     assert_eq!(fee, 150_000_000 - i128::from(amount) - i128::from(change));
     assert!(fee > 0 && fee < 10_000, "fee {fee}");
@@ -294,13 +364,19 @@ fn check_details(d: &Value, amount: u64) {
 async fn withdraw_builds_from_the_unspents() {
     let (k, _fake) = funded().await;
     let (status, v) = k
-        .post(&v2("withdraw", json!({"coin": "RICK", "to": TO, "amount": "1.2"})))
+        .post(&v2(
+            "withdraw",
+            json!({"coin": "RICK", "to": TO, "amount": "1.2"}),
+        ))
         .await;
     assert_eq!(status, 200, "{v}");
     check_details(&v["result"], 120_000_000);
     // Legacy answers the same details, unwrapped; a JSON number amount works too.
     let (status, v) = k
-        .post(&req("withdraw", json!({"coin": "RICK", "to": TO, "amount": 1.2})))
+        .post(&req(
+            "withdraw",
+            json!({"coin": "RICK", "to": TO, "amount": 1.2}),
+        ))
         .await;
     assert_eq!(status, 200, "{v}");
     check_details(&v, 120_000_000);
@@ -310,17 +386,32 @@ async fn withdraw_builds_from_the_unspents() {
         .await;
     check_details(&v["result"], 120_000_000);
     let (_, v) = k
-        .post(&v2("withdraw", json!({"coin": "RICK", "to": TO, "amount": "1", "fee": {"type": "EthGas"}})))
+        .post(&v2(
+            "withdraw",
+            json!({"coin": "RICK", "to": TO, "amount": "1", "fee": {"type": "EthGas"}}),
+        ))
         .await;
     assert_eq!(v["error_type"], "InvalidFeePolicy", "{v}");
     let (status, v) = k
-        .post(&v2("withdraw", json!({"coin": "RICK", "to": TO, "amount": "2"})))
+        .post(&v2(
+            "withdraw",
+            json!({"coin": "RICK", "to": TO, "amount": "2"}),
+        ))
         .await;
     assert_eq!(status, 400);
     assert_eq!(v["error_type"], "NotSufficientBalance", "{v}");
-    assert!(v["error"].as_str().unwrap().starts_with("Not enough RICK to withdraw: available 1.5"), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Not enough RICK to withdraw: available 1.5"),
+        "{v}"
+    );
     let (_, v) = k
-        .post(&v2("withdraw", json!({"coin": "RICK", "to": "bc1qxyz", "amount": "1"})))
+        .post(&v2(
+            "withdraw",
+            json!({"coin": "RICK", "to": "bc1qxyz", "amount": "1"}),
+        ))
         .await;
     assert_eq!(v["error_type"], "InvalidAddress", "{v}");
     let (_, v) = k
@@ -341,7 +432,10 @@ async fn withdraw_bad_amounts() {
         (json!(true), "expected a decimal"),
     ] {
         let (status, v) = k
-            .post(&v2("withdraw", json!({"coin": "RICK", "to": TO, "amount": amount})))
+            .post(&v2(
+                "withdraw",
+                json!({"coin": "RICK", "to": TO, "amount": amount}),
+            ))
             .await;
         assert_eq!(status, 400, "{amount}: {v}");
         assert_eq!(v["error_type"], "InvalidRequest", "{amount}: {v}");
@@ -352,7 +446,10 @@ async fn withdraw_bad_amounts() {
 async fn poll(k: &Kdfd, id: u64) -> Value {
     for _ in 0..200 {
         let (status, v) = k
-            .post(&v2("task::withdraw::status", json!({"task_id": id, "forget_if_finished": false})))
+            .post(&v2(
+                "task::withdraw::status",
+                json!({"task_id": id, "forget_if_finished": false}),
+            ))
             .await;
         assert_eq!(status, 200, "{v}");
         if v["result"]["status"] != "InProgress" {
@@ -366,7 +463,12 @@ async fn poll(k: &Kdfd, id: u64) -> Value {
 #[tokio::test]
 async fn task_withdraw_flow() {
     let (k, fake) = funded().await;
-    let init = |amount: &str| v2("task::withdraw::init", json!({"coin": "RICK", "to": TO, "amount": amount, "client_id": 3}));
+    let init = |amount: &str| {
+        v2(
+            "task::withdraw::init",
+            json!({"coin": "RICK", "to": TO, "amount": amount, "client_id": 3}),
+        )
+    };
     let (status, v) = k.post(&init("1.2")).await;
     assert_eq!(status, 200, "{v}");
     let id = v["result"]["task_id"].as_u64().unwrap();
@@ -374,18 +476,34 @@ async fn task_withdraw_flow() {
     assert_eq!(r["status"], "Ok", "{r}");
     check_details(&r["details"], 120_000_000);
     // Cancelling a finished task: 409; the default forget_if_finished then drops it.
-    let (status, v) = k.post(&v2("task::withdraw::cancel", json!({"task_id": id}))).await;
-    assert_eq!((status, v["error_type"].clone()), (409, json!("TaskFinished")), "{v}");
-    let (status, v) = k.post(&v2("task::withdraw::status", json!({"task_id": id}))).await;
+    let (status, v) = k
+        .post(&v2("task::withdraw::cancel", json!({"task_id": id})))
+        .await;
+    assert_eq!(
+        (status, v["error_type"].clone()),
+        (409, json!("TaskFinished")),
+        "{v}"
+    );
+    let (status, v) = k
+        .post(&v2("task::withdraw::status", json!({"task_id": id})))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(v["result"]["status"], "Ok");
-    let (status, v) = k.post(&v2("task::withdraw::status", json!({"task_id": id}))).await;
+    let (status, v) = k
+        .post(&v2("task::withdraw::status", json!({"task_id": id})))
+        .await;
     assert_eq!(status, 400);
     assert_eq!(v["error_type"], "NoSuchTask");
     assert_eq!(v["error_data"], id);
     assert_eq!(v["error"], format!("No such task '{id}'"));
-    let (status, v) = k.post(&v2("task::withdraw::cancel", json!({"task_id": 999}))).await;
-    assert_eq!((status, v["error_type"].clone()), (404, json!("NoSuchTask")), "{v}");
+    let (status, v) = k
+        .post(&v2("task::withdraw::cancel", json!({"task_id": 999})))
+        .await;
+    assert_eq!(
+        (status, v["error_type"].clone()),
+        (404, json!("NoSuchTask")),
+        "{v}"
+    );
 
     // A failing withdrawal ends in Error with the v2 error object, no mmrpc/id.
     let (_, v) = k.post(&init("5")).await;
@@ -393,25 +511,46 @@ async fn task_withdraw_flow() {
     assert_eq!(r["status"], "Error", "{r}");
     assert_eq!(r["details"]["error_type"], "NotSufficientBalance");
     assert!(r["details"]["error_path"].is_string());
-    assert!(r["details"].get("mmrpc").is_none() && r["details"].get("id").is_none(), "{r}");
+    assert!(
+        r["details"].get("mmrpc").is_none() && r["details"].get("id").is_none(),
+        "{r}"
+    );
 
     // Cancel while running: the slow server keeps it in progress.
     fake.set_latency(Duration::from_secs(3));
     let (_, v) = k.post(&init("1")).await;
     let id = v["result"]["task_id"].as_u64().unwrap();
     let (_, v) = k
-        .post(&v2("task::withdraw::status", json!({"task_id": id, "forget_if_finished": false})))
+        .post(&v2(
+            "task::withdraw::status",
+            json!({"task_id": id, "forget_if_finished": false}),
+        ))
         .await;
     assert_eq!(v["result"]["status"], "InProgress", "{v}");
-    let (status, v) = k.post(&v2("task::withdraw::cancel", json!({"task_id": id}))).await;
-    assert_eq!((status, v["result"].clone()), (200, json!("success")), "{v}");
-    let (status, _) = k.post(&v2("task::withdraw::status", json!({"task_id": id}))).await;
+    let (status, v) = k
+        .post(&v2("task::withdraw::cancel", json!({"task_id": id})))
+        .await;
+    assert_eq!(
+        (status, v["result"].clone()),
+        (200, json!("success")),
+        "{v}"
+    );
+    let (status, _) = k
+        .post(&v2("task::withdraw::status", json!({"task_id": id})))
+        .await;
     assert_eq!(status, 400);
     // Init on an inactive coin fails at once.
     let (status, v) = k
-        .post(&v2("task::withdraw::init", json!({"coin": "MORTY", "to": TO, "amount": "1"})))
+        .post(&v2(
+            "task::withdraw::init",
+            json!({"coin": "MORTY", "to": TO, "amount": "1"}),
+        ))
         .await;
-    assert_eq!((status, v["error_type"].clone()), (400, json!("NoSuchCoin")), "{v}");
+    assert_eq!(
+        (status, v["error_type"].clone()),
+        (400, json!("NoSuchCoin")),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -419,45 +558,114 @@ async fn send_and_get_raw_transaction() {
     let (k, fake) = funded().await;
     let hex = "0400008085202f89";
     let (status, v) = k
-        .post(&req("send_raw_transaction", json!({"coin": "RICK", "tx_hex": hex})))
+        .post(&req(
+            "send_raw_transaction",
+            json!({"coin": "RICK", "tx_hex": hex}),
+        ))
         .await;
     assert_eq!(status, 200, "{v}");
     assert!(v["tx_hash"].as_str().unwrap().starts_with(hex));
     assert_eq!(fake.broadcasts(), vec![hex.to_string()]);
-    let refusal = "the transaction was rejected by network rules.\n\nbad-txns-inputs-missingorspent";
+    let refusal =
+        "the transaction was rejected by network rules.\n\nbad-txns-inputs-missingorspent";
     fake.set_broadcast_error(Some(refusal));
     let (status, v) = k
-        .post(&req("send_raw_transaction", json!({"coin": "RICK", "tx_hex": hex})))
+        .post(&req(
+            "send_raw_transaction",
+            json!({"coin": "RICK", "tx_hex": hex}),
+        ))
         .await;
     assert_eq!(status, 500);
     assert!(v["error"].as_str().unwrap().contains(refusal), "{v}");
     for (bad, why) in [("zz", "invalid character"), ("abc", "odd"), ("", "empty")] {
         let (status, v) = k
-            .post(&req("send_raw_transaction", json!({"coin": "RICK", "tx_hex": bad})))
+            .post(&req(
+                "send_raw_transaction",
+                json!({"coin": "RICK", "tx_hex": bad}),
+            ))
             .await;
         assert_eq!(status, 500);
         assert!(v["error"].as_str().unwrap().contains(why), "{bad}: {v}");
     }
     let huge = "00".repeat(600_000);
     let (_, v) = k
-        .post(&req("send_raw_transaction", json!({"coin": "RICK", "tx_hex": huge})))
+        .post(&req(
+            "send_raw_transaction",
+            json!({"coin": "RICK", "tx_hex": huge}),
+        ))
         .await;
     assert!(v["error"].as_str().unwrap().contains("the limit is"), "{v}");
-    let (_, v) = k.post(&req("send_raw_transaction", json!({"coin": "RICK"}))).await;
+    let (_, v) = k
+        .post(&req("send_raw_transaction", json!({"coin": "RICK"})))
+        .await;
     assert_eq!(v["error"], "No 'tx_hex' field");
     let (_, v) = k
-        .post(&req("send_raw_transaction", json!({"coin": "NOPE", "tx_hex": hex})))
+        .post(&req(
+            "send_raw_transaction",
+            json!({"coin": "NOPE", "tx_hex": hex}),
+        ))
         .await;
     assert_eq!(v["error"], "No such coin: NOPE");
 
     fake.set_tx(TXID_A, "01000000deadbeef");
     let (status, v) = k
-        .post(&v2("get_raw_transaction", json!({"coin": "RICK", "tx_hash": TXID_A})))
+        .post(&v2(
+            "get_raw_transaction",
+            json!({"coin": "RICK", "tx_hash": TXID_A}),
+        ))
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["result"], json!({"tx_hex": "01000000deadbeef"}));
     let (status, v) = k
-        .post(&v2("get_raw_transaction", json!({"coin": "RICK", "tx_hash": "1234"})))
+        .post(&v2(
+            "get_raw_transaction",
+            json!({"coin": "RICK", "tx_hash": "1234"}),
+        ))
         .await;
-    assert_eq!((status, v["error_type"].clone()), (400, json!("InvalidHashError")), "{v}");
+    assert_eq!(
+        (status, v["error_type"].clone()),
+        (400, json!("InvalidHashError")),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn hd_withdraw_from_another_address() {
+    use kdfd::crypto::hd::{CoinPath, HdPath, HdSeed};
+    let seed = HdSeed::from_mnemonic(TANK).unwrap();
+    let coin = CoinPath::parse("m/44'/141'").unwrap();
+    let key = seed
+        .key_at(&HdPath::parse("m/44'/141'/0'/0/1", &coin).unwrap())
+        .unwrap();
+    let script = crypto::p2pkh_script(&key.hash160());
+    let fake = FakeElectrum::start_tcp();
+    fake.set_unspents(&crypto::scripthash(&script), &[(TXID_A, 1, 30_000_000, 5)]);
+    let k = Kdfd::start(conf_with(TANK, true));
+    activate(&k, "RICK", &fake).await;
+    // The enabled address (0/0) has nothing.
+    let (_, v) = k
+        .post(&v2(
+            "withdraw",
+            json!({"coin": "RICK", "to": TO, "amount": "0.1"}),
+        ))
+        .await;
+    assert_eq!(v["error_type"], "NotSufficientBalance", "{v}");
+    for from in [
+        json!({"account_id": 0, "chain": "External", "address_id": 1}),
+        json!({"derivation_path": "m/44'/141'/0'/0/1"}),
+    ] {
+        let (status, v) = k
+            .post(&v2(
+                "withdraw",
+                json!({"coin": "RICK", "to": TO, "amount": "0.1", "from": from}),
+            ))
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let d = &v["result"];
+        assert_eq!(d["from"], json!(["RVyndZp3ZrhGKSwHryyM3Kcz9aq2EJrW1z"]));
+        assert_eq!(d["spent_by_me"], "0.3");
+        // The change goes back to the sender address.
+        let change = sats(&d["received_by_me"]);
+        assert_eq!(change + sats(&d["fee_details"]["amount"]), 20_000_000);
+    }
 }

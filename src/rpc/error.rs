@@ -273,7 +273,13 @@ impl RpcError {
                 "rpc_task]",
                 None,
             ),
-            PrefixNotFound => s(internal, "PrefixNotFound", "utxo_common", "utxo_common]", None),
+            PrefixNotFound => s(
+                internal,
+                "PrefixNotFound",
+                "utxo_common",
+                "utxo_common]",
+                None,
+            ),
             SignatureDecoding(m) => s(
                 bad,
                 "SignatureDecodingError",

@@ -738,13 +738,21 @@ fn dispatch(
         }
         "blockchain.scripthash.listunspent" => {
             let key = scripthash_param(req)?;
-            Ok(shared.lock().unspents.get(&key).cloned().unwrap_or(json!([])))
+            Ok(shared
+                .lock()
+                .unspents
+                .get(&key)
+                .cloned()
+                .unwrap_or(json!([])))
         }
         "blockchain.transaction.get" => {
             let txid = scripthash_param(req)?;
             match shared.lock().txs.get(&txid) {
                 Some(hex) => Ok(json!(hex)),
-                None => Err((2, format!("daemon error: No such mempool or blockchain transaction {txid}"))),
+                None => Err((
+                    2,
+                    format!("daemon error: No such mempool or blockchain transaction {txid}"),
+                )),
             }
         }
         "blockchain.transaction.broadcast" => {
@@ -757,8 +765,7 @@ fn dispatch(
             // A fake id: the first 64 hex digits of the tx, padded.
             Ok(json!(format!("{:0<64}", &hex[..hex.len().min(64)])))
         }
-        "blockchain.scripthash.get_history"
-        | "blockchain.scripthash.get_mempool" => Ok(json!([])),
+        "blockchain.scripthash.get_history" | "blockchain.scripthash.get_mempool" => Ok(json!([])),
         "blockchain.headers.subscribe" => Ok(json!({"height": 100, "hex": "0".repeat(160)})),
         "blockchain.estimatefee" | "blockchain.relayfee" => Ok(json!(0.00001)),
         other => Err((-32601, format!("unknown method \"{other}\""))),

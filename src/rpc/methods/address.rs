@@ -76,8 +76,10 @@ pub fn signer(
     let path = match from {
         None => id_path(coin_path, hd.params.path_to_address),
         Some(AddressSelector::Id(id)) => id_path(coin_path, *id),
-        Some(AddressSelector::Path { derivation_path }) => HdPath::parse(derivation_path, &coin_path)
-            .map_err(|e| RpcError::InvalidParams(e.to_string()))?,
+        Some(AddressSelector::Path { derivation_path }) => {
+            HdPath::parse(derivation_path, &coin_path)
+                .map_err(|e| RpcError::InvalidParams(e.to_string()))?
+        }
     };
     let key = seed
         .key_at(&path)

@@ -52,7 +52,9 @@ fn strict_amount(v: &Value, decimals: u32) -> Result<u64, RpcError> {
     let d: Decimal = text
         .parse()
         .or_else(|_| Decimal::from_scientific(&text))
-        .map_err(|_| RpcError::InvalidParams(format!("'amount': {text:?} is not a decimal number")))?;
+        .map_err(|_| {
+            RpcError::InvalidParams(format!("'amount': {text:?} is not a decimal number"))
+        })?;
     if d.is_sign_negative() && !d.is_zero() {
         return Err(RpcError::InvalidParams(format!(
             "'amount': {text} is negative"
@@ -63,9 +65,8 @@ fn strict_amount(v: &Value, decimals: u32) -> Result<u64, RpcError> {
             "'amount': {text} has more than {decimals} decimal places"
         )));
     }
-    let sats = withdraw::parse_amount(&d.normalize().to_string(), decimals).map_err(|_| {
-        RpcError::InvalidParams(format!("'amount': {text} is too large"))
-    })?;
+    let sats = withdraw::parse_amount(&d.normalize().to_string(), decimals)
+        .map_err(|_| RpcError::InvalidParams(format!("'amount': {text} is too large")))?;
     if sats > MAX_SATS {
         return Err(RpcError::InvalidParams(format!(
             "'amount': {text} is more than 21000000 coins"
@@ -97,7 +98,11 @@ async fn run(ctx: &Ctx, req: WithdrawReq, progress: Option<&Progress>) -> Result
         _ => {
             // txfee 0 means a dynamic rate from Electrum (KDF's estimate_fee_blocks default 1).
             let dynamic = if conf.txfee == Some(0) {
-                let rate = coin.pool.estimate_fee(1).await.map_err(RpcError::Electrum)?;
+                let rate = coin
+                    .pool
+                    .estimate_fee(1)
+                    .await
+                    .map_err(RpcError::Electrum)?;
                 withdraw::estimatefee_to_sat_per_kb(rate)
             } else {
                 None
@@ -148,8 +153,15 @@ async fn run(ctx: &Ctx, req: WithdrawReq, progress: Option<&Progress>) -> Result
         .unwrap_or(0);
     step(progress, "SigningTransaction");
     let lock_time = u32::try_from(now).unwrap_or(u32::MAX);
-    let signed = withdraw::build(&conf, &sender.key, &from_script, &unspents, &spec, lock_time)
-        .map_err(RpcError::Withdraw)?;
+    let signed = withdraw::build(
+        &conf,
+        &sender.key,
+        &from_script,
+        &unspents,
+        &spec,
+        lock_time,
+    )
+    .map_err(RpcError::Withdraw)?;
 
     step(progress, "Finishing");
     let fmt = |sats: i128| format_amount(sats, conf.decimals);
@@ -184,9 +196,11 @@ pub async fn init(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
     let req: WithdrawReq = super::parse(params)?;
     active_coin(&ctx, &req.coin)?;
     let task_ctx = ctx.clone();
-    let id = ctx.tasks.spawn(KIND, client, json!("Preparing"), move |p| async move {
-        outcome(run(&task_ctx, req, Some(&p)).await)
-    });
+    let id = ctx
+        .tasks
+        .spawn(KIND, client, json!("Preparing"), move |p| async move {
+            outcome(run(&task_ctx, req, Some(&p)).await)
+        });
     Ok(Reply::Json(json!({ "task_id": id })))
 }
 
@@ -211,7 +225,11 @@ pub async fn send_raw_transaction(ctx: Arc<Ctx>, req: Value) -> Result<Reply, Rp
         )));
     }
     check_hex(tx_hex).map_err(|e| RpcError::InvalidParams(format!("Invalid 'tx_hex': {e}")))?;
-    let tx_hash = coin.pool.broadcast(tx_hex).await.map_err(RpcError::Electrum)?;
+    let tx_hash = coin
+        .pool
+        .broadcast(tx_hex)
+        .await
+        .map_err(RpcError::Electrum)?;
     Ok(Reply::Json(json!({ "tx_hash": tx_hash })))
 }
 
@@ -219,7 +237,7 @@ fn check_hex(s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err("empty".into());
     }
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }
     match s.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
@@ -238,14 +256,22 @@ struct RawTxReq {
 pub async fn get_raw_transaction(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
     let req: RawTxReq = super::parse(params)?;
     let coin = active_coin(&ctx, &req.coin)?;
-    let h = req.tx_hash.trim().trim_start_matches("0x").to_ascii_lowercase();
+    let h = req
+        .tx_hash
+        .trim()
+        .trim_start_matches("0x")
+        .to_ascii_lowercase();
     if h.len() != 64 || check_hex(&h).is_err() {
         return Err(RpcError::InvalidHash(format!(
             "'{}' is not a 32-byte hex transaction hash",
             req.tx_hash
         )));
     }
-    let txs = coin.pool.transactions(&[h]).await.map_err(RpcError::Electrum)?;
+    let txs = coin
+        .pool
+        .transactions(&[h])
+        .await
+        .map_err(RpcError::Electrum)?;
     let tx_hex = txs
         .into_iter()
         .next()
