@@ -669,3 +669,32 @@ async fn hd_withdraw_from_another_address() {
         assert_eq!(change + sats(&d["fee_details"]["amount"]), 20_000_000);
     }
 }
+
+#[tokio::test]
+async fn prefix_not_found_without_sign_message_prefix() {
+    let fake = FakeElectrum::start_tcp();
+    let k = Kdfd::start(base_conf(
+        json!([{"coin": "NOPFX", "mm2": 1, "protocol": {"type": "UTXO"}}]),
+    ));
+    activate(&k, "NOPFX", &fake).await;
+    let (status, v) = k
+        .post(&v2(
+            "sign_message",
+            json!({"coin": "NOPFX", "message": "x"}),
+        ))
+        .await;
+    assert_eq!(status, 500, "{v}");
+    assert_eq!(v["error_type"], "PrefixNotFound");
+    assert_eq!(v["error"], "sign_message_prefix is not set in coin config");
+    let (_, v) = k
+        .post(&v2(
+            "verify_message",
+            json!({"coin": "NOPFX", "message": "x", "signature": "AA==", "address": BOB_R_ADDRESS}),
+        ))
+        .await;
+    assert_eq!(v["error_type"], "PrefixNotFound");
+    let (_, v) = k
+        .post(&v2("sign_message", json!({"coin": "RICK", "message": "x"})))
+        .await;
+    assert_eq!(v["error_type"], "NoSuchCoin");
+}
