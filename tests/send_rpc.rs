@@ -628,3 +628,73 @@ async fn send_and_get_raw_transaction() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn hd_withdraw_from_another_address() {
+    use kdfd::crypto::hd::{CoinPath, HdPath, HdSeed};
+    let seed = HdSeed::from_mnemonic(TANK).unwrap();
+    let coin = CoinPath::parse("m/44'/141'").unwrap();
+    let key = seed
+        .key_at(&HdPath::parse("m/44'/141'/0'/0/1", &coin).unwrap())
+        .unwrap();
+    let script = crypto::p2pkh_script(&key.hash160());
+    let fake = FakeElectrum::start_tcp();
+    fake.set_unspents(&crypto::scripthash(&script), &[(TXID_A, 1, 30_000_000, 5)]);
+    let k = Kdfd::start(conf_with(TANK, true));
+    activate(&k, "RICK", &fake).await;
+    // The enabled address (0/0) has nothing.
+    let (_, v) = k
+        .post(&v2(
+            "withdraw",
+            json!({"coin": "RICK", "to": TO, "amount": "0.1"}),
+        ))
+        .await;
+    assert_eq!(v["error_type"], "NotSufficientBalance", "{v}");
+    for from in [
+        json!({"account_id": 0, "chain": "External", "address_id": 1}),
+        json!({"derivation_path": "m/44'/141'/0'/0/1"}),
+    ] {
+        let (status, v) = k
+            .post(&v2(
+                "withdraw",
+                json!({"coin": "RICK", "to": TO, "amount": "0.1", "from": from}),
+            ))
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let d = &v["result"];
+        assert_eq!(d["from"], json!(["RVyndZp3ZrhGKSwHryyM3Kcz9aq2EJrW1z"]));
+        assert_eq!(d["spent_by_me"], "0.3");
+        // The change goes back to the sender address.
+        let change = sats(&d["received_by_me"]);
+        assert_eq!(change + sats(&d["fee_details"]["amount"]), 20_000_000);
+    }
+}
+
+#[tokio::test]
+async fn prefix_not_found_without_sign_message_prefix() {
+    let fake = FakeElectrum::start_tcp();
+    let k = Kdfd::start(base_conf(
+        json!([{"coin": "NOPFX", "mm2": 1, "protocol": {"type": "UTXO"}}]),
+    ));
+    activate(&k, "NOPFX", &fake).await;
+    let (status, v) = k
+        .post(&v2(
+            "sign_message",
+            json!({"coin": "NOPFX", "message": "x"}),
+        ))
+        .await;
+    assert_eq!(status, 500, "{v}");
+    assert_eq!(v["error_type"], "PrefixNotFound");
+    assert_eq!(v["error"], "sign_message_prefix is not set in coin config");
+    let (_, v) = k
+        .post(&v2(
+            "verify_message",
+            json!({"coin": "NOPFX", "message": "x", "signature": "AA==", "address": BOB_R_ADDRESS}),
+        ))
+        .await;
+    assert_eq!(v["error_type"], "PrefixNotFound");
+    let (_, v) = k
+        .post(&v2("sign_message", json!({"coin": "RICK", "message": "x"})))
+        .await;
+    assert_eq!(v["error_type"], "NoSuchCoin");
+}

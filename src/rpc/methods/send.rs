@@ -237,7 +237,7 @@ fn check_hex(s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err("empty".into());
     }
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }
     match s.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
