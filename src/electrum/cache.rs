@@ -19,6 +19,9 @@ pub(super) struct Cache {
     generation: HashMap<String, u64>,
     /// The connection whose subscriptions keep `fresh` current.
     subscribed_on: Weak<Connection>,
+    /// Scripthashes subscribed on `subscribed_on`: only these may be cached (a scripthash read
+    /// for the first time later, e.g. a new HD address, is subscribed then).
+    subscribed: std::collections::HashSet<String>,
     pub(super) listener: Option<tokio::task::AbortHandle>,
 }
 
@@ -29,6 +32,7 @@ impl Cache {
 
     fn forget_all(&mut self) {
         self.fresh.clear();
+        self.subscribed.clear();
         for g in self.generation.values_mut() {
             *g += 1;
         }
@@ -60,7 +64,7 @@ impl Pool {
         conn: Arc<Connection>,
         shs: &[String],
     ) -> Result<Vec<Balance>, ElectrumError> {
-        let (subscribe, generations) = {
+        let (new_subs, generations) = {
             let mut cache = lock(&self.cache);
             let subscribed = cache.valid_on().is_some_and(|c| Arc::ptr_eq(&c, &conn));
             if self.use_cache && !subscribed {
@@ -83,14 +87,22 @@ impl Pool {
                 .iter()
                 .map(|sh| cache.generation.get(sh).copied().unwrap_or(0))
                 .collect();
-            (self.use_cache && !subscribed, gens)
+            let new_subs: Vec<String> = if self.use_cache {
+                let mut seen = std::collections::HashSet::new();
+                shs.iter()
+                    .filter(|sh| !cache.subscribed.contains(*sh) && seen.insert(*sh))
+                    .cloned()
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (new_subs, gens)
         };
         let balances = shs
             .iter()
             .map(|sh| conn.call("blockchain.scripthash.get_balance", json!([sh])));
-        let subs = shs
+        let subs = new_subs
             .iter()
-            .filter(|_| subscribe)
             .map(|sh| conn.call("blockchain.scripthash.subscribe", json!([sh])));
         let (balances, subs) = tokio::join!(
             futures_util::future::join_all(balances),
@@ -104,9 +116,12 @@ impl Pool {
             return Ok(balances);
         }
         let mut cache = lock(&self.cache);
-        if subscribe {
+        if !new_subs.is_empty() {
             if subs.iter().all(Result::is_ok) {
-                cache.subscribed_on = Arc::downgrade(&conn);
+                if !cache.valid_on().is_some_and(|c| Arc::ptr_eq(&c, &conn)) {
+                    cache.subscribed_on = Arc::downgrade(&conn);
+                }
+                cache.subscribed.extend(new_subs);
             } else {
                 tracing::debug!(
                     server = conn.label(),
@@ -117,7 +132,9 @@ impl Pool {
         }
         if cache.valid_on().is_some_and(|c| Arc::ptr_eq(&c, &conn)) {
             for ((sh, b), g) in shs.iter().zip(&balances).zip(generations) {
-                if cache.generation.get(sh).copied().unwrap_or(0) == g {
+                if cache.subscribed.contains(sh)
+                    && cache.generation.get(sh).copied().unwrap_or(0) == g
+                {
                     cache.fresh.insert(sh.clone(), *b);
                 }
             }
