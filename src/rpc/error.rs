@@ -70,6 +70,23 @@ pub enum RpcError {
     /// constructors in `rpc/kdf_errors.rs`.
     #[error("{}", .0.message)]
     Kdf(Box<super::kdf_errors::KdfError>),
+    /// An EVM node read failed after failover.
+    #[error("{0}")]
+    EvmTransport(crate::evm::EvmError),
+    /// No EVM node answered at activation; nothing was activated.
+    #[error("Failed to get client version for all nodes: {0}")]
+    EvmUnreachable(crate::evm::EvmError),
+    /// kdfd difference: the node's `eth_chainId` is not the coins file's `chain_id`.
+    #[error("Chain id mismatch: the coins file says {expected}, the node reports {got}")]
+    ChainIdMismatch {
+        /// From the coins file.
+        expected: u64,
+        /// From `eth_chainId`.
+        got: u64,
+    },
+    /// A token whose platform coin is not active.
+    #[error("Platform coin {0} is not activated")]
+    PlatformNotActive(String),
 }
 
 impl From<crate::coins::CoinError> for RpcError {
@@ -93,6 +110,17 @@ impl From<crate::coins::CoinError> for RpcError {
                     H::AddressLimitReached(m) => super::kdf_errors::address_limit(m),
                 }
             }
+            C::Evm(e) => RpcError::EvmTransport(e),
+            C::EvmActivation(crate::evm::EvmError::ChainIdMismatch { expected, got }) => {
+                RpcError::ChainIdMismatch { expected, got }
+            }
+            C::EvmActivation(e)
+                if e.is_node_fault() || matches!(e, crate::evm::EvmError::AllNodesFailed(_)) =>
+            {
+                RpcError::EvmUnreachable(e)
+            }
+            C::EvmActivation(e) => RpcError::EvmTransport(e),
+            C::PlatformNotActive(p) => RpcError::PlatformNotActive(p),
         }
     }
 }
@@ -229,6 +257,27 @@ impl RpcError {
                 k.trace,
                 k.data.clone(),
             ),
+            EvmTransport(e) | EvmUnreachable(e) => s(
+                StatusCode::BAD_GATEWAY,
+                "Transport",
+                "eth",
+                "eth]",
+                Some(json!(e.to_string())),
+            ),
+            ChainIdMismatch { expected, got } => s(
+                bad,
+                "ChainIdMismatch",
+                "eth",
+                "eth]",
+                Some(json!({"expected": expected, "got": got})),
+            ),
+            PlatformNotActive(p) => s(
+                bad,
+                "PlatformCoinIsNotActivated",
+                "token",
+                "token]",
+                Some(json!(p)),
+            ),
         }
     }
 
@@ -276,6 +325,9 @@ impl RpcError {
             Timeout(_) => -32030,
             BatchTooLarge(..) | OverMethodCap(..) => -32031,
             Kdf(_) => -32040,
+            EvmTransport(_) | EvmUnreachable(_) => -32021,
+            ChainIdMismatch { .. } => -32012,
+            PlatformNotActive(_) => -32010,
         }
     }
 

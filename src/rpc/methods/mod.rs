@@ -2,6 +2,7 @@
 //! one handler function plus one line here.
 
 mod coins;
+mod evm;
 mod node;
 
 use super::error::RpcError;
@@ -112,12 +113,17 @@ static LEGACY: &[Method] = &[
     method!("my_balance",        private, ReadsCoin,   None,      coins::my_balance),
     method!("get_enabled_coins", private, ReadsAll,    None,      coins::get_enabled_coins),
     method!("disable_coin",      private, Deactivates, Some(500), coins::disable_coin),
+    // evm (evmrpc helper)
+    method!("enable",            private, Activates,   Some(500), evm::enable),
 ];
 
 /// Methods answered with `"mmrpc": "2.0"` (and, by fallback, without it when legacy lacks them).
 #[rustfmt::skip]
 static V2: &[Method] = &[
     method!("get_enabled_coins", private, ReadsAll,    None,      coins::get_enabled_coins_v2),
+    // evm (evmrpc helper)
+    method!("enable_eth_with_tokens", private, Activates, Some(500), evm::enable_eth_with_tokens),
+    method!("enable_erc20",      private, Activates,   Some(500), evm::enable_erc20),
 ];
 
 /// Looks up a legacy method.
