@@ -320,3 +320,73 @@ async fn v2_platform_with_tokens_then_erc20_then_disable() {
     );
     assert_eq!(enabled(&kdfd).await, ["ETH", "TKB"]);
 }
+
+#[tokio::test]
+async fn enable_eth_as_a_task() {
+    let anvil = chain().await;
+    let kdfd = Kdfd::start(base_conf(coins()));
+    let params = json!({"ticker": "ETH", "nodes": [{"url": anvil.url()}],
+        "swap_contract_address": "0x8500afc0bc5214728082163326c2ff0c73f4a871",
+        "erc20_tokens_requests": [{"ticker": "TKA"}]});
+    let (st, b) = kdfd.post(&v2("task::enable_eth::init", params)).await;
+    assert_eq!(st, 200, "{b}");
+    let id = b["result"]["task_id"].as_u64().unwrap();
+    let mut done = None;
+    for _ in 0..200 {
+        let (st, b) = kdfd
+            .post(&v2(
+                "task::enable_eth::status",
+                json!({"task_id": id, "forget_if_finished": false}),
+            ))
+            .await;
+        assert_eq!(st, 200, "{b}");
+        match b["result"]["status"].as_str().unwrap() {
+            "InProgress" => assert_eq!(b["result"]["details"], "ActivatingCoin"),
+            "Ok" => {
+                done = Some(b["result"]["details"].clone());
+                break;
+            }
+            other => panic!("{other}: {b}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let r = done.expect("task finished");
+    assert_eq!(
+        r["erc20_addresses_infos"][BOB_ETH]["balances"]["TKA"]["spendable"],
+        "2.5"
+    );
+    assert_eq!(enabled(&kdfd).await, ["ETH", "TKA"]);
+    let (st, b) = kdfd
+        .post(&v2("task::enable_eth::cancel", json!({"task_id": id})))
+        .await;
+    assert_eq!(st, 409, "{b}");
+    assert_eq!(b["error_type"], "TaskFinished");
+
+    // A failing activation ends as an Error status with the v2 error object.
+    kdfd.post(&req("disable_coin", json!({"coin": "ETH"})))
+        .await;
+    let (_, b) = kdfd
+        .post(&v2("task::enable_eth::init", json!({"ticker": "ETH", "nodes": [{"url": dead_url()}],
+            "swap_contract_address": "0x8500afc0bc5214728082163326c2ff0c73f4a871", "erc20_tokens_requests": []})))
+        .await;
+    let id = b["result"]["task_id"].as_u64().unwrap();
+    let mut err = None;
+    for _ in 0..200 {
+        let (_, b) = kdfd
+            .post(&v2("task::enable_eth::status", json!({"task_id": id})))
+            .await;
+        if b["result"]["status"] == "Error" {
+            err = Some(b["result"]["details"].clone());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(err.expect("task failed")["error_type"], "Transport");
+    // forget_if_finished (default) dropped it.
+    let (st, b) = kdfd
+        .post(&v2("task::enable_eth::status", json!({"task_id": id})))
+        .await;
+    assert_eq!(st, 400, "{b}");
+    assert_eq!(b["error_type"], "NoSuchTask");
+    assert!(enabled(&kdfd).await.is_empty());
+}

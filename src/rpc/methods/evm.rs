@@ -226,6 +226,11 @@ fn no_custom_tokens(ticker: &str, protocol: &Option<Value>) -> Result<(), RpcErr
 /// JSON-RPC array.
 pub async fn enable_eth_with_tokens(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
     let req: EthWithTokensReq = super::parse(params)?;
+    eth_with_tokens(&ctx, req).await.map(Reply::Json)
+}
+
+/// The work of `enable_eth_with_tokens` and its task.
+async fn eth_with_tokens(ctx: &Arc<Ctx>, req: EthWithTokensReq) -> Result<Value, RpcError> {
     swap_contract(
         "swap_contract_address",
         Some(&req.swap_contract_address),
@@ -239,7 +244,7 @@ pub async fn enable_eth_with_tokens(ctx: Arc<Ctx>, params: Value) -> Result<Repl
     for t in &req.erc20_tokens_requests {
         no_custom_tokens(&t.ticker, &t.protocol)?;
     }
-    let conf = coin_conf(&ctx, &req.ticker, req.mm2.is_some_and(|v| !v.is_null()))?;
+    let conf = coin_conf(ctx, &req.ticker, req.mm2.is_some_and(|v| !v.is_null()))?;
     let urls: Vec<String> = req
         .nodes
         .into_iter()
@@ -263,10 +268,10 @@ pub async fn enable_eth_with_tokens(ctx: Arc<Ctx>, params: Value) -> Result<Repl
             })
             .collect(),
     };
-    let keys = keys(&ctx)?;
+    let keys = keys(ctx)?;
     let done = activate_eth(&ctx.coins, &ctx.registry, conf, keys, act, req.get_balances).await?;
     let addr = done.platform.display_address();
-    let mut eth = json!({"derivation_method": derivation(&ctx), "pubkey": done.platform.pubkey});
+    let mut eth = json!({"derivation_method": derivation(ctx), "pubkey": done.platform.pubkey});
     let mut erc20 = eth.clone();
     match &done.balances {
         Some((platform, tokens)) => {
@@ -284,12 +289,81 @@ pub async fn enable_eth_with_tokens(ctx: Arc<Ctx>, params: Value) -> Result<Repl
             erc20["tickers"] = json!(tickers);
         }
     }
-    Ok(Reply::Json(json!({
+    Ok(json!({
         "current_block": done.current_block,
         "eth_addresses_infos": {addr.clone(): eth},
         "erc20_addresses_infos": {addr: erc20},
         "nfts_infos": {},
-    })))
+    }))
+}
+
+/// The task kind of `task::enable_eth::*`.
+const TASK: &str = "enable_eth";
+
+#[derive(Deserialize)]
+struct TaskInit {
+    #[serde(default)]
+    client_id: u64,
+    #[serde(flatten)]
+    req: EthWithTokensReq,
+}
+
+/// `task::enable_eth::init`: `enable_eth_with_tokens` as a task; answers `{"task_id"}` at once.
+/// The params are checked before the task starts, so a bad request fails here.
+pub async fn task_init(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
+    let init: TaskInit = super::parse(params)?;
+    let work_ctx = ctx.clone();
+    let id = ctx.tasks.spawn(
+        TASK,
+        init.client_id,
+        json!("ActivatingCoin"),
+        move |_| async move {
+            eth_with_tokens(&work_ctx, init.req)
+                .await
+                .map_err(|e| e.task_details())
+        },
+    );
+    Ok(Reply::Json(json!({ "task_id": id })))
+}
+
+#[derive(Deserialize)]
+struct TaskStatus {
+    task_id: u64,
+    #[serde(default = "yes")]
+    forget_if_finished: bool,
+}
+
+fn task_error(id: u64, on_cancel: bool, e: crate::tasks::TaskError) -> RpcError {
+    match e {
+        crate::tasks::TaskError::NoSuchTask(_) => {
+            crate::rpc::kdf_errors::no_such_task(id, on_cancel)
+        }
+        crate::tasks::TaskError::Finished => crate::rpc::kdf_errors::task_finished(id),
+    }
+}
+
+/// `task::enable_eth::status`.
+pub async fn task_status(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
+    let req: TaskStatus = super::parse(params)?;
+    let status = ctx
+        .tasks
+        .status(TASK, req.task_id, req.forget_if_finished)
+        .map_err(|e| task_error(req.task_id, false, e))?;
+    Ok(Reply::Json(status.to_json()))
+}
+
+#[derive(Deserialize)]
+struct TaskCancel {
+    task_id: u64,
+}
+
+/// `task::enable_eth::cancel`: drops the activation (its reservations are freed).
+pub async fn task_cancel(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
+    let req: TaskCancel = super::parse(params)?;
+    ctx.tasks
+        .cancel(TASK, req.task_id)
+        .map_err(|e| task_error(req.task_id, true, e))?;
+    Ok(Reply::Json(json!("success")))
 }
 
 #[derive(Deserialize)]

@@ -124,6 +124,9 @@ static V2: &[Method] = &[
     // evm (evmrpc helper)
     method!("enable_eth_with_tokens", private, Activates, Some(500), evm::enable_eth_with_tokens),
     method!("enable_erc20",      private, Activates,   Some(500), evm::enable_erc20),
+    method!("task::enable_eth::init",   private, Activates, Some(500), evm::task_init),
+    method!("task::enable_eth::status", private, None,      None,      evm::task_status),
+    method!("task::enable_eth::cancel", private, None,      None,      evm::task_cancel),
 ];
 
 /// Looks up a legacy method.
