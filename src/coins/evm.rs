@@ -366,3 +366,7 @@ pub async fn activate_erc20(
     tracing::info!(coin = %ticker, "ERC20 token activated");
     Ok((coin, balance))
 }
+
+#[cfg(test)]
+#[path = "evm_tests.rs"]
+mod tests;
