@@ -272,7 +272,18 @@ async fn v2_platform_with_tokens_then_erc20_then_disable() {
         ))
         .await;
     assert_eq!(st, 400, "{b}");
-    assert_eq!(b["error_type"], "CoinIsAlreadyActivated");
+    assert_eq!(b["error_type"], "TokenIsAlreadyActivated");
+    assert_eq!(b["error_data"], "TKD");
+    let (st, b) = kdfd
+        .post(&v2(
+            "enable_eth_with_tokens",
+            json!({"ticker": "ETH", "nodes": [{"url": anvil.url()}],
+            "swap_contract_address": "0x8500afc0bc5214728082163326c2ff0c73f4a871",
+            "erc20_tokens_requests": []}),
+        ))
+        .await;
+    assert_eq!(st, 400, "{b}");
+    assert_eq!(b["error_type"], "PlatformIsAlreadyActivated");
     assert_eq!(enabled(&kdfd).await, ["ETH", "TKA", "TKB", "TKC", "TKD"]);
 
     // Token balance changes show in the next read.

@@ -87,6 +87,12 @@ pub enum RpcError {
     /// A token whose platform coin is not active.
     #[error("Platform coin {0} is not activated")]
     PlatformNotActive(String),
+    /// v2 EVM activation of a platform that is active already (KDF's `PlatformIsAlreadyActivated`).
+    #[error("Platform coin {0} is already activated")]
+    PlatformAlreadyActive(String),
+    /// v2 EVM activation of a token that is active already (KDF's `TokenIsAlreadyActivated`).
+    #[error("Token {0} is already activated")]
+    TokenAlreadyActive(String),
 }
 
 impl From<crate::coins::CoinError> for RpcError {
@@ -278,6 +284,20 @@ impl RpcError {
                 "token]",
                 Some(json!(p)),
             ),
+            PlatformAlreadyActive(t) => s(
+                bad,
+                "PlatformIsAlreadyActivated",
+                "platform_coin_with_tokens",
+                "platform_coin_with_tokens]",
+                Some(json!(t)),
+            ),
+            TokenAlreadyActive(t) => s(
+                bad,
+                "TokenIsAlreadyActivated",
+                "token",
+                "token]",
+                Some(json!(t)),
+            ),
         }
     }
 
@@ -328,6 +348,7 @@ impl RpcError {
             EvmTransport(_) | EvmUnreachable(_) => -32021,
             ChainIdMismatch { .. } => -32012,
             PlatformNotActive(_) => -32010,
+            PlatformAlreadyActive(_) | TokenAlreadyActive(_) => -32011,
         }
     }
 

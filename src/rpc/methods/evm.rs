@@ -269,7 +269,14 @@ async fn eth_with_tokens(ctx: &Arc<Ctx>, req: EthWithTokensReq) -> Result<Value,
             .collect(),
     };
     let keys = keys(ctx)?;
-    let done = activate_eth(&ctx.coins, &ctx.registry, conf, keys, act, req.get_balances).await?;
+    let done = activate_eth(&ctx.coins, &ctx.registry, conf, keys, act, req.get_balances)
+        .await
+        .map_err(|e| match RpcError::from(e) {
+            // KDF's v2 names which of the two is active already.
+            RpcError::AlreadyActive(t) if t == req.ticker => RpcError::PlatformAlreadyActive(t),
+            RpcError::AlreadyActive(t) => RpcError::TokenAlreadyActive(t),
+            other => other,
+        })?;
     let addr = done.platform.display_address();
     let mut eth = json!({"derivation_method": derivation(ctx), "pubkey": done.platform.pubkey});
     let mut erc20 = eth.clone();
@@ -394,7 +401,11 @@ pub async fn enable_erc20(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcErro
         Erc20Source::Platform,
         req.activation_params.required_confirmations,
     )
-    .await?;
+    .await
+    .map_err(|e| match RpcError::from(e) {
+        RpcError::AlreadyActive(t) => RpcError::TokenAlreadyActive(t),
+        other => other,
+    })?;
     Ok(Reply::Json(json!({
         "balances": {coin.display_address(): balance_obj(&balance)},
         "platform_coin": coin.platform,
