@@ -401,3 +401,32 @@ async fn enable_eth_as_a_task() {
     assert_eq!(b["error_type"], "NoSuchTask");
     assert!(enabled(&kdfd).await.is_empty());
 }
+
+#[tokio::test]
+async fn hd_mode_uses_bip44_coin_60() {
+    // The standard test mnemonic's m/44'/60'/0'/0/0 is anvil's funded account 0 (10000 ETH).
+    let anvil = Anvil::start();
+    let mut conf = base_conf(coins());
+    conf["passphrase"] = json!("test test test test test test test test test test test junk");
+    conf["enable_hd"] = json!(true);
+    let kdfd = Kdfd::start(conf);
+    let (st, b) = kdfd.post(&enable("ETH", vec![anvil.url()])).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["address"], "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+    assert_eq!(b["balance"], "10000");
+    let (st, b) = kdfd
+        .post(&v2(
+            "enable_erc20",
+            json!({"ticker": "TKA", "activation_params": {}}),
+        ))
+        .await;
+    // No contract planted at TKA's address: decimals come from the file, balanceOf of an
+    // account without code answers empty data, which is not a balance.
+    assert_eq!(st, 502, "{b}");
+    assert_eq!(b["error_type"], "Transport");
+    let (_, b) = kdfd.post(&req("get_enabled_coins", json!({}))).await;
+    assert_eq!(
+        b["result"],
+        json!([{"ticker": "ETH", "address": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"}])
+    );
+}
