@@ -62,6 +62,8 @@ pub struct CoinConf {
     pub dust: Option<u64>,
     /// `protocol.protocol_data`, for protocols that need more than the type (EVM).
     pub protocol_data: Option<Value>,
+    /// `decimals` is in the entry: an ERC-20 token without it asks the contract.
+    pub decimals_given: bool,
 }
 
 /// Reads an optional u32 given as a number or a hex string (`"0x892f2085"` or `"892f2085"`).
@@ -220,6 +222,7 @@ impl CoinConf {
                 .and_then(|p| p.get("protocol_data"))
                 .filter(|v| !v.is_null())
                 .cloned(),
+            decimals_given: entry.get("decimals").is_some_and(|v| !v.is_null()),
         })
     }
 }

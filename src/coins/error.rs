@@ -32,4 +32,13 @@ pub enum CoinError {
     /// An upstream read failed.
     #[error("{0}")]
     Electrum(ElectrumError),
+    /// An EVM node call failed (after failover).
+    #[error("{0}")]
+    Evm(crate::evm::EvmError),
+    /// An EVM activation could not reach a node or found the wrong chain; nothing was activated.
+    #[error("{0}")]
+    EvmActivation(crate::evm::EvmError),
+    /// `enable_erc20` for a token whose platform coin is not active.
+    #[error("Platform coin {0} is not activated")]
+    PlatformNotActive(String),
 }

@@ -4,12 +4,14 @@
 mod address;
 mod conf;
 mod error;
+pub mod evm;
 pub mod utxo;
 pub mod withdraw;
 
 pub use address::{convert as convert_address, parse as parse_address, script_pubkey, AddrKind};
 pub use conf::{parse_address_format, AddressFormat, CoinConf};
 pub use error::CoinError;
+pub use evm::EvmCoin;
 pub use utxo::{wallet_scripts, UtxoCoin};
 
 use dashmap::mapref::entry::Entry;
@@ -67,12 +69,47 @@ impl Registry {
     }
 }
 
+/// An active coin of any protocol.
+#[derive(Clone)]
+pub enum Coin {
+    /// Electrum-backed UTXO coin.
+    Utxo(Arc<UtxoCoin>),
+    /// ETH-type platform or ERC-20 token.
+    Evm(Arc<EvmCoin>),
+}
+
+impl Coin {
+    /// The ticker.
+    pub fn ticker(&self) -> &str {
+        match self {
+            Coin::Utxo(c) => c.ticker(),
+            Coin::Evm(c) => &c.conf.ticker,
+        }
+    }
+
+    /// Activation order.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Coin::Utxo(c) => c.seq,
+            Coin::Evm(c) => c.seq,
+        }
+    }
+
+    /// The address shown to the user (EIP-55 for EVM coins).
+    pub fn address(&self) -> String {
+        match self {
+            Coin::Utxo(c) => c.address.clone(),
+            Coin::Evm(c) => c.display_address(),
+        }
+    }
+}
+
 /// A ticker's place in the active set.
 enum Slot {
     /// An activation is under way; a second one must fail, not race.
     Activating,
     /// Ready to serve.
-    Active(Arc<UtxoCoin>),
+    Active(Coin),
 }
 
 /// The activated coins. A ticker is reserved before its activation starts, so two activations of
@@ -92,7 +129,16 @@ pub struct Reservation<'a> {
 
 impl Reservation<'_> {
     /// Makes the coin active.
-    pub fn commit(mut self, coin: Arc<UtxoCoin>) {
+    pub fn commit(self, coin: Arc<UtxoCoin>) {
+        self.commit_coin(Coin::Utxo(coin));
+    }
+
+    /// Makes an EVM coin active.
+    pub fn commit_evm(self, coin: Arc<EvmCoin>) {
+        self.commit_coin(Coin::Evm(coin));
+    }
+
+    fn commit_coin(mut self, coin: Coin) {
         self.coins
             .slots
             .insert(self.ticker.clone(), Slot::Active(coin));
@@ -129,28 +175,67 @@ impl ActiveCoins {
         self.order.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// An active coin.
+    /// An active UTXO coin.
     pub fn get(&self, ticker: &str) -> Option<Arc<UtxoCoin>> {
+        match self.get_coin(ticker) {
+            Some(Coin::Utxo(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// An active coin of any protocol.
+    pub fn get_coin(&self, ticker: &str) -> Option<Coin> {
         match self.slots.get(ticker).as_deref() {
             Some(Slot::Active(c)) => Some(c.clone()),
             _ => None,
         }
     }
 
-    /// Removes an active coin; `None` if it was not active.
-    pub fn remove(&self, ticker: &str) -> Option<Arc<UtxoCoin>> {
-        match self
+    /// Removes an active coin; `None` if it was not active. Removing an EVM platform removes
+    /// its tokens too (KDF's `disable_coin`), since they share its nodes.
+    pub fn remove(&self, ticker: &str) -> Option<Coin> {
+        let removed = match self
             .slots
             .remove_if(ticker, |_, s| matches!(s, Slot::Active(_)))
         {
-            Some((_, Slot::Active(c))) => Some(c),
-            _ => None,
+            Some((_, Slot::Active(c))) => c,
+            _ => return None,
+        };
+        if let Coin::Evm(platform) = &removed {
+            if platform.platform.is_none() {
+                let tokens: Vec<String> = self
+                    .list_all()
+                    .into_iter()
+                    .filter_map(|c| match c {
+                        Coin::Evm(t) if t.platform.as_deref() == Some(ticker) => {
+                            Some(t.conf.ticker.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                for t in tokens {
+                    self.slots
+                        .remove_if(&t, |_, s| matches!(s, Slot::Active(_)));
+                }
+            }
         }
+        Some(removed)
     }
 
-    /// Active coins in activation order.
+    /// Active UTXO coins in activation order.
     pub fn list(&self) -> Vec<Arc<UtxoCoin>> {
-        let mut v: Vec<_> = self
+        self.list_all()
+            .into_iter()
+            .filter_map(|c| match c {
+                Coin::Utxo(c) => Some(c),
+                Coin::Evm(_) => None,
+            })
+            .collect()
+    }
+
+    /// Every active coin in activation order.
+    pub fn list_all(&self) -> Vec<Coin> {
+        let mut v: Vec<Coin> = self
             .slots
             .iter()
             .filter_map(|e| match e.value() {
@@ -158,7 +243,7 @@ impl ActiveCoins {
                 Slot::Activating => None,
             })
             .collect();
-        v.sort_by_key(|c| c.seq);
+        v.sort_by_key(Coin::seq);
         v
     }
 }

@@ -105,6 +105,29 @@ pub enum RpcError {
     /// `stream::*::enable` for a coin that is not active: KDF's `CoinNotFound` (404, no data).
     #[error("Coin {0} is not found")]
     StreamCoinNotFound(String),
+    /// An EVM node read failed after failover.
+    #[error("{0}")]
+    EvmTransport(crate::evm::EvmError),
+    /// No EVM node answered at activation; nothing was activated.
+    #[error("Failed to get client version for all nodes: {0}")]
+    EvmUnreachable(crate::evm::EvmError),
+    /// kdfd difference: the node's `eth_chainId` is not the coins file's `chain_id`.
+    #[error("Chain id mismatch: the coins file says {expected}, the node reports {got}")]
+    ChainIdMismatch {
+        /// From the coins file.
+        expected: u64,
+        /// From `eth_chainId`.
+        got: u64,
+    },
+    /// A token whose platform coin is not active.
+    #[error("Platform coin {0} is not activated")]
+    PlatformNotActive(String),
+    /// v2 EVM activation of a platform that is active already (KDF's `PlatformIsAlreadyActivated`).
+    #[error("Platform coin {0} is already activated")]
+    PlatformAlreadyActive(String),
+    /// v2 EVM activation of a token that is active already (KDF's `TokenIsAlreadyActivated`).
+    #[error("Token {0} is already activated")]
+    TokenAlreadyActive(String),
 }
 
 impl From<crate::coins::CoinError> for RpcError {
@@ -128,6 +151,17 @@ impl From<crate::coins::CoinError> for RpcError {
                     H::AddressLimitReached(m) => super::kdf_errors::address_limit(m),
                 }
             }
+            C::Evm(e) => RpcError::EvmTransport(e),
+            C::EvmActivation(crate::evm::EvmError::ChainIdMismatch { expected, got }) => {
+                RpcError::ChainIdMismatch { expected, got }
+            }
+            C::EvmActivation(e)
+                if e.is_node_fault() || matches!(e, crate::evm::EvmError::AllNodesFailed(_)) =>
+            {
+                RpcError::EvmUnreachable(e)
+            }
+            C::EvmActivation(e) => RpcError::EvmTransport(e),
+            C::PlatformNotActive(p) => RpcError::PlatformNotActive(p),
         }
     }
 }
@@ -352,6 +386,41 @@ impl RpcError {
                 "streaming]",
                 None,
             ),
+            EvmTransport(e) | EvmUnreachable(e) => s(
+                StatusCode::BAD_GATEWAY,
+                "Transport",
+                "eth",
+                "eth]",
+                Some(json!(e.to_string())),
+            ),
+            ChainIdMismatch { expected, got } => s(
+                bad,
+                "ChainIdMismatch",
+                "eth",
+                "eth]",
+                Some(json!({"expected": expected, "got": got})),
+            ),
+            PlatformNotActive(p) => s(
+                bad,
+                "PlatformCoinIsNotActivated",
+                "token",
+                "token]",
+                Some(json!(p)),
+            ),
+            PlatformAlreadyActive(t) => s(
+                bad,
+                "PlatformIsAlreadyActivated",
+                "platform_coin_with_tokens",
+                "platform_coin_with_tokens]",
+                Some(json!(t)),
+            ),
+            TokenAlreadyActive(t) => s(
+                bad,
+                "TokenIsAlreadyActivated",
+                "token",
+                "token]",
+                Some(json!(t)),
+            ),
         }
     }
 
@@ -407,6 +476,10 @@ impl RpcError {
             StreamEnable(_) => -32060,
             StreamDisable(_) => -32061,
             StreamCoinNotFound(_) => -32062,
+            EvmTransport(_) | EvmUnreachable(_) => -32021,
+            ChainIdMismatch { .. } => -32012,
+            PlatformNotActive(_) => -32010,
+            PlatformAlreadyActive(_) | TokenAlreadyActive(_) => -32011,
         }
     }
 

@@ -1,8 +1,8 @@
 //! Coin methods: `electrum` (activation), `my_balance`, `get_enabled_coins`, `disable_coin`.
 
 use super::{required_str, Reply, RpcError};
-use crate::coins::parse_address_format;
 use crate::coins::utxo::{self, UtxoActivation};
+use crate::coins::{parse_address_format, Coin};
 use crate::ctx::Ctx;
 use crate::electrum::ServerSpec;
 use hyper::StatusCode;
@@ -117,14 +117,17 @@ pub async fn my_balance(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
     let ticker = required_str(&req, "coin")?;
     let coin = ctx
         .coins
-        .get(ticker)
+        .get_coin(ticker)
         .ok_or_else(|| RpcError::NoSuchCoin(ticker.to_string()))?;
-    let balance = coin.balance().await.map_err(RpcError::Electrum)?;
+    let balance = match &coin {
+        Coin::Utxo(c) => c.balance().await.map_err(RpcError::Electrum)?,
+        Coin::Evm(c) => c.balance().await?,
+    };
     Ok(Reply::Json(json!({
         "coin": coin.ticker(),
         "balance": balance,
         "unspendable_balance": "0",
-        "address": coin.address,
+        "address": coin.address(),
     })))
 }
 
@@ -132,9 +135,9 @@ pub async fn my_balance(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
 pub async fn get_enabled_coins(ctx: Arc<Ctx>, _req: Value) -> Result<Reply, RpcError> {
     let list: Vec<Value> = ctx
         .coins
-        .list()
+        .list_all()
         .iter()
-        .map(|c| json!({"ticker": c.ticker(), "address": c.address}))
+        .map(|c| json!({"ticker": c.ticker(), "address": c.address()}))
         .collect();
     Ok(Reply::Json(json!({ "result": list })))
 }
@@ -152,14 +155,15 @@ pub async fn get_enabled_coins_v2(ctx: Arc<Ctx>, params: Value) -> Result<Reply,
     }
     let list: Vec<Value> = ctx
         .coins
-        .list()
+        .list_all()
         .iter()
         .map(|c| json!({"ticker": c.ticker()}))
         .collect();
     Ok(Reply::Json(json!({ "coins": list })))
 }
 
-/// `disable_coin`: deactivates a coin; KDF's 500 body when it is not active.
+/// `disable_coin`: deactivates a coin (an EVM platform takes its tokens with it); KDF's 500 body
+/// when it is not active.
 pub async fn disable_coin(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
     let ticker = required_str(&req, "coin")?;
     opt_bool(&req, "force_disable")?;

@@ -4,6 +4,7 @@
 mod activation;
 mod address;
 mod coins;
+mod evm;
 mod hd;
 mod node;
 mod send;
@@ -125,6 +126,8 @@ static LEGACY: &[Method] = &[
     method!("show_priv_key",        private, ReadsCoin, None, address::show_priv_key),
     method!("withdraw",             private, ReadsCoin, None, send::withdraw),
     method!("send_raw_transaction", private, ReadsCoin, None, send::send_raw_transaction),
+    // evm (evmrpc helper)
+    method!("enable",            private, Activates,   Some(500), evm::enable),
 ];
 
 /// Methods answered with `"mmrpc": "2.0"` (and, by fallback, without it when legacy lacks them).
@@ -161,6 +164,12 @@ static V2: &[Method] = &[
     method!("stream::heartbeat::enable",       private, None,      None, stream::heartbeat_enable),
     method!("stream::shutdown_signal::enable", private, None,      None, stream::shutdown_signal_enable),
     method!("stream::disable",                 private, None,      None, stream::disable),
+    // evm (evmrpc helper)
+    method!("enable_eth_with_tokens", private, Activates, Some(500), evm::enable_eth_with_tokens),
+    method!("enable_erc20",      private, Activates,   Some(500), evm::enable_erc20),
+    method!("task::enable_eth::init",   private, Activates, Some(500), evm::task_init),
+    method!("task::enable_eth::status", private, None,      None,      evm::task_status),
+    method!("task::enable_eth::cancel", private, None,      None,      evm::task_cancel),
 ];
 
 /// Starts the coin's history sync when history exists in this build (the history module hooks
