@@ -173,11 +173,11 @@ pub(crate) fn derive_key(
     Ok(key)
 }
 
-/// The two keys for `data`, honouring the format rule for old files.
-fn keys_for(
-    data: &EncryptedData,
-    password: &str,
-) -> Result<(Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>), WalletError> {
+/// A 32-byte key wiped on drop.
+type Key = Zeroizing<[u8; 32]>;
+
+/// The two keys (AES, HMAC) for `data`, honouring the format rule for old files.
+fn keys_for(data: &EncryptedData, password: &str) -> Result<(Key, Key), WalletError> {
     let KeyDerivationDetails::Argon2 {
         params,
         salt_aes,
