@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod ctx;
 pub mod electrum;
 pub mod guard;
+pub mod history;
 pub mod rpc;
 pub mod store;
 pub mod tasks;

@@ -66,6 +66,18 @@ pub enum RpcError {
     /// Something that should not happen.
     #[error("Internal error: {0}")]
     Internal(String),
+    /// v2 history of a coin that is not active.
+    #[error("Coin {0} is not active")]
+    CoinIsNotActive(String),
+    /// History asked of a coin activated without `tx_history: true`.
+    #[error("Storage is not initialized for {0}")]
+    StorageIsNotInitialized(String),
+    /// A history `target` that does not fit the wallet mode.
+    #[error("{0}")]
+    InvalidTarget(String),
+    /// The history database failed (or a `FromId` it does not hold).
+    #[error("{0}")]
+    StorageError(String),
 }
 
 impl From<crate::coins::CoinError> for RpcError {
@@ -209,6 +221,34 @@ impl RpcError {
                 Some(json!({"method": m, "cap": cap})),
             ),
             Internal(m) => s(internal, "Internal", "rpc", "rpc]", Some(json!(m))),
+            CoinIsNotActive(c) => s(
+                StatusCode::NOT_FOUND,
+                "CoinIsNotActive",
+                "my_tx_history_v2",
+                "my_tx_history_v2]",
+                Some(json!(c)),
+            ),
+            StorageIsNotInitialized(m) => s(
+                internal,
+                "StorageIsNotInitialized",
+                "my_tx_history_v2",
+                "my_tx_history_v2]",
+                Some(json!(m)),
+            ),
+            InvalidTarget(m) => s(
+                bad,
+                "InvalidTarget",
+                "my_tx_history_v2",
+                "my_tx_history_v2]",
+                Some(json!(m)),
+            ),
+            StorageError(m) => s(
+                internal,
+                "StorageError",
+                "my_tx_history_v2",
+                "my_tx_history_v2]",
+                Some(json!(m)),
+            ),
         }
     }
 
@@ -255,6 +295,9 @@ impl RpcError {
             Electrum(_) => -32021,
             Timeout(_) => -32030,
             BatchTooLarge(..) | OverMethodCap(..) => -32031,
+            CoinIsNotActive(_) => -32010,
+            StorageIsNotInitialized(_) | StorageError(_) => -32040,
+            InvalidTarget(_) => -32602,
         }
     }
 

@@ -2,6 +2,7 @@
 //! one handler function plus one line here.
 
 mod coins;
+mod history;
 mod node;
 
 use super::error::RpcError;
@@ -112,12 +113,16 @@ static LEGACY: &[Method] = &[
     method!("my_balance",        private, ReadsCoin,   None,      coins::my_balance),
     method!("get_enabled_coins", private, ReadsAll,    None,      coins::get_enabled_coins),
     method!("disable_coin",      private, Deactivates, Some(500), coins::disable_coin),
+    // history (hist)
+    method!("my_tx_history",     private, ReadsCoin,   None,      history::my_tx_history),
 ];
 
 /// Methods answered with `"mmrpc": "2.0"` (and, by fallback, without it when legacy lacks them).
 #[rustfmt::skip]
 static V2: &[Method] = &[
     method!("get_enabled_coins", private, ReadsAll,    None,      coins::get_enabled_coins_v2),
+    // history (hist)
+    method!("my_tx_history",     private, ReadsCoin,   None,      history::my_tx_history_v2),
 ];
 
 /// Looks up a legacy method.
