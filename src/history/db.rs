@@ -71,7 +71,8 @@ pub fn known(
     conn: &Connection,
     coin: &str,
 ) -> Result<(HashMap<String, Known>, Option<String>), StoreError> {
-    let mut st = conn.prepare("SELECT tx_hash, height, timestamp FROM tx_history WHERE coin = ?1")?;
+    let mut st =
+        conn.prepare("SELECT tx_hash, height, timestamp FROM tx_history WHERE coin = ?1")?;
     let rows = st.query_map([coin], |r| {
         Ok((
             r.get::<_, String>(0)?,
@@ -97,14 +98,26 @@ pub fn apply(conn: &mut Connection, coin: &str, b: &Batch) -> Result<Vec<Value>,
     let tx = conn.transaction()?;
     let mut changed = Vec::new();
     for h in &b.remove {
-        tx.execute("DELETE FROM tx_history WHERE coin = ?1 AND tx_hash = ?2", params![coin, h])?;
-        tx.execute("DELETE FROM tx_address WHERE coin = ?1 AND tx_hash = ?2", params![coin, h])?;
+        tx.execute(
+            "DELETE FROM tx_history WHERE coin = ?1 AND tx_hash = ?2",
+            params![coin, h],
+        )?;
+        tx.execute(
+            "DELETE FROM tx_address WHERE coin = ?1 AND tx_hash = ?2",
+            params![coin, h],
+        )?;
     }
     for r in &b.upsert {
         tx.execute(
             "INSERT OR REPLACE INTO tx_history (coin, tx_hash, height, timestamp, details)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![coin, r.tx_hash, to_i64(r.height), to_i64(r.timestamp), r.details.to_string()],
+            params![
+                coin,
+                r.tx_hash,
+                to_i64(r.height),
+                to_i64(r.timestamp),
+                r.details.to_string()
+            ],
         )?;
         tx.execute(
             "DELETE FROM tx_address WHERE coin = ?1 AND tx_hash = ?2",
@@ -156,8 +169,8 @@ pub fn list(
     let filter: Option<HashSet<String>> = match addresses {
         None => None,
         Some(list) => {
-            let mut st = conn
-                .prepare("SELECT tx_hash FROM tx_address WHERE coin = ?1 AND address = ?2")?;
+            let mut st =
+                conn.prepare("SELECT tx_hash FROM tx_address WHERE coin = ?1 AND address = ?2")?;
             let mut set = HashSet::new();
             for a in list {
                 for h in st.query_map(params![coin, a], |r| r.get::<_, String>(0))? {
@@ -172,7 +185,9 @@ pub fn list(
          ORDER BY (height = 0) DESC, height DESC, tx_hash ASC",
     )?;
     let mut out = Vec::new();
-    for row in st.query_map([coin], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+    for row in st.query_map([coin], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })? {
         let (hash, details) = row?;
         if filter.as_ref().is_some_and(|f| !f.contains(&hash)) {
             continue;

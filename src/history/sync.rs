@@ -59,8 +59,11 @@ pub async fn wallet_scripts(coin: &UtxoCoin) -> (Mine, Vec<String>) {
 }
 
 fn unhex(s: &str) -> Result<Vec<u8>, SyncError> {
-    if s.len() % 2 != 0 {
-        return Err(SyncError::Bad(format!("odd-length hex ({} chars)", s.len())));
+    if !s.len().is_multiple_of(2) {
+        return Err(SyncError::Bad(format!(
+            "odd-length hex ({} chars)",
+            s.len()
+        )));
     }
     (0..s.len())
         .step_by(2)
@@ -129,7 +132,11 @@ pub async fn sync_once(
     }
     let mut keys: Vec<&String> = shs.iter().collect();
     keys.sort();
-    let joined: String = keys.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
+    let joined: String = keys
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     let scripts_key = sha256::Hash::hash(joined.as_bytes()).to_string();
     let t = ticker.clone();
     let (known, stored_key) = store.call(move |c| db::known(c, &t)).await?;
@@ -195,14 +202,18 @@ pub async fn sync_once(
             times.get(&h).copied().unwrap_or(seen)
         } else {
             // Unmined: the first time we saw it, kept across syncs.
-            known.get(id).map_or(seen, |k| if k.height == 0 { k.timestamp } else { seen })
+            known
+                .get(id)
+                .map_or(seen, |k| if k.height == 0 { k.timestamp } else { seen })
         }
     };
     for m in &mut batch.moved {
         m.2 = time_of(m.1, &m.0);
     }
     for id in &new_ids {
-        let Some((raw, tx)) = txs.get(id) else { continue };
+        let Some((raw, tx)) = txs.get(id) else {
+            continue;
+        };
         let h = heights.get(id).copied().unwrap_or(0);
         let ts = time_of(h, id);
         let d = derive::derive(&coin.conf, raw, tx, &prevs, &mine, h, ts)

@@ -99,6 +99,11 @@ struct State {
     methods: Vec<String>,
     client_names: Vec<String>,
     connections_accepted: usize,
+    /// `get_history` answers by scripthash, raw txs by id, headers by height, the tip.
+    histories: HashMap<String, Vec<Value>>,
+    txs: HashMap<String, String>,
+    headers: HashMap<u64, String>,
+    tip: Option<u64>,
 }
 
 /// State shared between the test's thread and the server thread.
@@ -276,6 +281,37 @@ impl FakeElectrum {
                 });
             }
         }
+    }
+
+    /// Sets a scripthash's `get_history` answer: (txid, height) pairs. No notification: follow
+    /// with `set_balance` to notify subscribers.
+    pub fn set_history(&self, scripthash_hex: &str, items: &[(&str, i64)]) {
+        let list = items
+            .iter()
+            .map(|(t, h)| json!({"tx_hash": t, "height": h}))
+            .collect();
+        self.shared
+            .lock()
+            .histories
+            .insert(scripthash_hex.to_ascii_lowercase(), list);
+    }
+
+    /// Serves a raw transaction (hex) for `blockchain.transaction.get`.
+    pub fn add_tx(&self, txid: &str, hex: &str) {
+        self.shared
+            .lock()
+            .txs
+            .insert(txid.to_string(), hex.to_string());
+    }
+
+    /// Serves a block header (hex) for `blockchain.block.header`.
+    pub fn set_header(&self, height: u64, hex: &str) {
+        self.shared.lock().headers.insert(height, hex.to_string());
+    }
+
+    /// The height `blockchain.headers.subscribe` reports (default 100).
+    pub fn set_tip(&self, height: u64) {
+        self.shared.lock().tip = Some(height);
     }
 
     /// Delays every reply by `d` after its message arrived (a batch array is one message).
@@ -696,10 +732,43 @@ fn dispatch(
             }
             Ok(Value::Bool(true))
         }
-        "blockchain.scripthash.listunspent"
-        | "blockchain.scripthash.get_history"
-        | "blockchain.scripthash.get_mempool" => Ok(json!([])),
-        "blockchain.headers.subscribe" => Ok(json!({"height": 100, "hex": "0".repeat(160)})),
+        "blockchain.scripthash.get_history" => {
+            let key = scripthash_param(req)?;
+            Ok(shared
+                .lock()
+                .histories
+                .get(&key)
+                .cloned()
+                .map_or(json!([]), Value::Array))
+        }
+        "blockchain.transaction.get" => {
+            let id = raw_scripthash_param(req)?;
+            shared
+                .lock()
+                .txs
+                .get(&id)
+                .cloned()
+                .map(Value::String)
+                .ok_or((
+                    2,
+                    format!("daemon error: No such mempool or blockchain transaction {id}"),
+                ))
+        }
+        "blockchain.block.header" => {
+            let h = first_param(req).and_then(Value::as_u64).unwrap_or(u64::MAX);
+            shared
+                .lock()
+                .headers
+                .get(&h)
+                .cloned()
+                .map(Value::String)
+                .ok_or((1, format!("height {h} out of range")))
+        }
+        "blockchain.scripthash.listunspent" | "blockchain.scripthash.get_mempool" => Ok(json!([])),
+        "blockchain.headers.subscribe" => {
+            let tip = shared.lock().tip.unwrap_or(100);
+            Ok(json!({"height": tip, "hex": "0".repeat(160)}))
+        }
         "blockchain.estimatefee" | "blockchain.relayfee" => Ok(json!(0.00001)),
         other => Err((-32601, format!("unknown method \"{other}\""))),
     }

@@ -2,8 +2,8 @@
 //! `confirmations` computed against the current tip.
 
 use super::{Reply, RpcError};
-use crate::crypto::hd::Chain;
 use crate::coins::utxo::UtxoCoin;
+use crate::crypto::hd::Chain;
 use crate::ctx::Ctx;
 use crate::history::{db, derive, SyncStatus};
 use serde::Deserialize;
@@ -136,7 +136,9 @@ fn page(
         Some(id) => {
             all.iter()
                 .position(|t| t["internal_id"] == id)
-                .ok_or_else(|| RpcError::StorageError(format!("from_id {id} is not in the history")))?
+                .ok_or_else(|| {
+                    RpcError::StorageError(format!("from_id {id} is not in the history"))
+                })?
                 + 1
         }
         None => page.saturating_sub(1).saturating_mul(limit),
@@ -183,7 +185,9 @@ pub async fn my_tx_history_v2(ctx: Arc<Ctx>, params: Value) -> Result<Reply, Rpc
             account_id,
             chain,
             address_id,
-        } => json!({"type": "address_id", "account_id": account_id, "chain": format!("{chain:?}"), "address_id": address_id}),
+        } => {
+            json!({"type": "address_id", "account_id": account_id, "chain": format!("{chain:?}"), "address_id": address_id})
+        }
     };
     let addresses = target_addresses(&coin, &target).await?;
     let (all, tip, status) = entries(&ctx, &coin, addresses).await?;
