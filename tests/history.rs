@@ -348,6 +348,16 @@ async fn sync_pages_mining_and_restart() {
     assert_eq!(r["transactions"][0]["timestamp"], BLOCK_TIME + 600);
     assert_eq!(r["transactions"][1]["tx_hash"], ida.as_str());
 
+    // A reorg takes B out of every history: its entry goes; it comes back when it reappears.
+    fake.set_history(&p2pkh, &[(&ida, 90)]);
+    fake.set_balance(&p2pkh, 300_000_000, 0);
+    let gone = wait_for(&k, json!({"coin": "RICK"}), |r| r["total"] == 1).await;
+    assert_eq!(gone["transactions"][0]["tx_hash"], ida.as_str());
+    fake.set_history(&p2pkh, &[(&ida, 90), (&idb, 95)]);
+    fake.set_balance(&p2pkh, 199_000_000, 0);
+    let back = wait_for(&k, json!({"coin": "RICK"}), |r| r["total"] == 2).await;
+    assert_eq!(back["transactions"], r["transactions"]);
+
     // Paging.
     let p2 = wait_for(
         &k,
@@ -446,4 +456,75 @@ async fn sync_pages_mining_and_restart() {
         fake.methods()
     );
     assert!(fake.method_count("blockchain.scripthash.get_history") >= 1);
+}
+
+fn row(hash: &str, height: u64, addrs: &[&str]) -> kdfd::history::db::Row {
+    kdfd::history::db::Row {
+        tx_hash: hash.into(),
+        height,
+        timestamp: 1,
+        details: json!({"tx_hash": hash, "internal_id": hash, "block_height": height, "timestamp": 1}),
+        my_addresses: addrs.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+#[tokio::test]
+async fn store_order_moves_removals_and_targets() {
+    use kdfd::history::db::{self, Batch};
+    let tmp = tempfile::tempdir().unwrap();
+    let store = kdfd::store::Store::open(tmp.path().join("h.sqlite")).unwrap();
+    let hashes = |v: &[Value]| -> Vec<String> {
+        v.iter()
+            .map(|t| t["tx_hash"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = Batch {
+        upsert: vec![
+            row("aa", 10, &["X"]),
+            row("bb", 12, &["Y"]),
+            row("cc", 0, &["X", "Y"]),
+            row("ab", 12, &["X"]),
+        ],
+        scripts_key: "k".into(),
+        ..Default::default()
+    };
+    let changed = store
+        .call(move |c| db::apply(c, "T", &first))
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 4);
+    let all = store.call(|c| db::list(c, "T", None)).await.unwrap();
+    // Unmined first, then height descending, ties by hash.
+    assert_eq!(hashes(&all), ["cc", "ab", "bb", "aa"]);
+    let y = store
+        .call(|c| db::list(c, "T", Some(&["Y".to_string()])))
+        .await
+        .unwrap();
+    assert_eq!(hashes(&y), ["cc", "bb"]);
+    // Re-inserting is no duplicate; cc is mined at 13; aa is reorged out.
+    let second = Batch {
+        upsert: vec![row("bb", 12, &["Y"])],
+        moved: vec![("cc".into(), 13, 99)],
+        remove: vec!["aa".into()],
+        scripts_key: "k".into(),
+    };
+    let changed = store
+        .call(move |c| db::apply(c, "T", &second))
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 2);
+    let all = store.call(|c| db::list(c, "T", None)).await.unwrap();
+    assert_eq!(hashes(&all), ["cc", "ab", "bb"]);
+    assert_eq!(all[0]["block_height"], 13);
+    assert_eq!(all[0]["timestamp"], 99);
+    let (known, key) = store.call(|c| db::known(c, "T")).await.unwrap();
+    assert_eq!(known.len(), 3);
+    assert_eq!(known["cc"].height, 13);
+    assert_eq!(key.as_deref(), Some("k"));
+    // Other coins do not see these.
+    assert!(store
+        .call(|c| db::list(c, "U", None))
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -24,6 +24,9 @@ use tokio::sync::broadcast;
 const DEBOUNCE: Duration = Duration::from_millis(100);
 /// After a failed sync, retry this soon even without a change.
 const RETRY: Duration = Duration::from_secs(10);
+/// Re-sync at least this often: covers `balance_cache: false` (no subscriptions, so no change
+/// stream) and a failover whose new connection has not re-subscribed yet. One array per poll.
+const POLL: Duration = Duration::from_secs(60);
 
 /// KDF's `sync_status`.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,24 +139,19 @@ async fn run(
                 for d in changed {
                     let _ = events.send((ticker.clone(), d));
                 }
-                None
+                POLL
             }
             Err(e) => {
                 tracing::warn!(coin = %ticker, error = %e, "history sync failed");
                 *lock(&status) = SyncStatus::Error(json!({"code": -1, "message": e.to_string()}));
-                Some(RETRY)
+                RETRY
             }
         };
-        let next = changes.recv();
-        match wait {
-            Some(d) => {
-                let _ = tokio::time::timeout(d, next).await;
-            }
-            None => {
-                if let Err(broadcast::error::RecvError::Closed) = next.await {
-                    return;
-                }
-            }
+        // A lagged receiver just re-syncs; a closed one means the pool is gone.
+        if let Ok(Err(broadcast::error::RecvError::Closed)) =
+            tokio::time::timeout(wait, changes.recv()).await
+        {
+            return;
         }
         tokio::time::sleep(DEBOUNCE).await;
         while changes.try_recv().is_ok() {}
