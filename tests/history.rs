@@ -485,7 +485,7 @@ async fn store_order_moves_removals_and_targets() {
             row("cc", 0, &["X", "Y"]),
             row("ab", 12, &["X"]),
         ],
-        scripts_key: "k".into(),
+        scripts_key: Some("k".into()),
         ..Default::default()
     };
     let changed = store
@@ -506,7 +506,7 @@ async fn store_order_moves_removals_and_targets() {
         upsert: vec![row("bb", 12, &["Y"])],
         moved: vec![("cc".into(), 13, 99)],
         remove: vec!["aa".into()],
-        scripts_key: "k".into(),
+        scripts_key: Some("k".into()),
     };
     let changed = store
         .call(move |c| db::apply(c, "T", &second))

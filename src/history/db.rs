@@ -54,8 +54,8 @@ pub struct Batch {
     pub moved: Vec<(String, u64, u64)>,
     /// Entries in no history any more (reorged out, replaced).
     pub remove: Vec<String>,
-    /// The scripts key to record.
-    pub scripts_key: String,
+    /// The scripts key to record (once a whole sync is stored).
+    pub scripts_key: Option<String>,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -151,10 +151,12 @@ pub fn apply(conn: &mut Connection, coin: &str, b: &Batch) -> Result<Vec<Value>,
         )?;
         changed.push(d);
     }
-    tx.execute(
-        "INSERT OR REPLACE INTO tx_history_meta (coin, scripts_key) VALUES (?1, ?2)",
-        params![coin, b.scripts_key],
-    )?;
+    if let Some(key) = &b.scripts_key {
+        tx.execute(
+            "INSERT OR REPLACE INTO tx_history_meta (coin, scripts_key) VALUES (?1, ?2)",
+            params![coin, key],
+        )?;
+    }
     tx.commit()?;
     Ok(changed)
 }

@@ -12,7 +12,6 @@ use bitcoin::hashes::{sha256, Hash};
 use bitcoin::Txid;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
-use std::str::FromStr;
 
 /// How many calls one JSON-RPC array carries, to stay within server limits.
 pub const CHUNK: usize = 100;
@@ -143,98 +142,116 @@ pub async fn sync_once(
     let rederive = stored_key.as_deref() != Some(scripts_key.as_str());
 
     let mut batch = Batch {
-        scripts_key,
+        remove: known
+            .keys()
+            .filter(|h| !heights.contains_key(*h))
+            .cloned()
+            .collect(),
         ..Default::default()
     };
-    batch.remove = known
-        .keys()
-        .filter(|h| !heights.contains_key(*h))
-        .cloned()
-        .collect();
     let mut new_ids = Vec::new();
-    let mut need_time = BTreeSet::new();
     for (id, &h) in &heights {
         match known.get(id) {
             Some(k) if !rederive => {
                 if k.height != h {
                     batch.moved.push((id.clone(), h, 0));
-                    if h > 0 {
-                        need_time.insert(h);
-                    }
                 }
             }
-            _ => {
-                new_ids.push(id.clone());
-                if h > 0 {
-                    need_time.insert(h);
-                }
-            }
+            _ => new_ids.push(id.clone()),
         }
     }
-    new_ids.sort();
-    progress(new_ids.len());
-    let txs = fetch_txs(coin, &new_ids).await?;
-    let mut prev_ids: BTreeSet<String> = BTreeSet::new();
-    for (_, tx) in txs.values() {
-        for (txid, _) in &tx.inputs {
-            if *txid != Txid::all_zeros() {
-                prev_ids.insert(txid.to_string());
-            }
-        }
-    }
-    // Inputs that spend one of the new txs need no second fetch.
-    let missing: Vec<String> = prev_ids
-        .into_iter()
-        .filter(|id| !txs.contains_key(id))
-        .collect();
-    let prev_txs = fetch_txs(coin, &missing).await?;
-    let mut prevs = PrevOuts::new();
-    for (_, tx) in txs.values().chain(prev_txs.values()) {
-        for (i, out) in tx.outputs.iter().enumerate() {
-            prevs.insert((tx.txid, i as u32), out.clone());
-        }
-    }
-    let need: Vec<u64> = need_time.into_iter().collect();
-    let times = block_times(coin, &need).await?;
-    let seen = now();
-    let time_of = |h: u64, id: &str| -> u64 {
-        if h > 0 {
-            times.get(&h).copied().unwrap_or(seen)
-        } else {
-            // Unmined: the first time we saw it, kept across syncs.
-            known
-                .get(id)
-                .map_or(seen, |k| if k.height == 0 { k.timestamp } else { seen })
-        }
-    };
-    for m in &mut batch.moved {
-        m.2 = time_of(m.1, &m.0);
-    }
-    for id in &new_ids {
-        let Some((raw, tx)) = txs.get(id) else {
-            continue;
-        };
+    // Oldest first, so a spend and the tx it spends tend to share a chunk (no extra fetch).
+    new_ids.sort_by_key(|id| {
         let h = heights.get(id).copied().unwrap_or(0);
-        let ts = time_of(h, id);
-        let d = derive::derive(&coin.conf, raw, tx, &prevs, &mine, h, ts)
-            .map_err(|e| SyncError::Bad(e.to_string()))?;
-        batch.upsert.push(Row {
-            tx_hash: id.clone(),
-            height: h,
-            timestamp: ts,
-            details: d.details,
-            my_addresses: d.my_addresses,
-        });
+        (if h == 0 { u64::MAX } else { h }, id.clone())
+    });
+    let seen = now();
+    let mut times: HashMap<u64, u64> = HashMap::new();
+    let mut changed = Vec::new();
+    // Each chunk is fetched, derived and committed on its own: a long first sync keeps what it
+    // has done if it fails half-way, and memory stays bounded.
+    for (i, chunk) in new_ids.chunks(CHUNK).enumerate() {
+        progress(new_ids.len() - i * CHUNK);
+        let txs = fetch_txs(coin, chunk).await?;
+        let missing: BTreeSet<String> = txs
+            .values()
+            .flat_map(|(_, tx)| tx.inputs.iter())
+            .filter(|(txid, _)| *txid != Txid::all_zeros())
+            .map(|(txid, _)| txid.to_string())
+            .filter(|id| !txs.contains_key(id))
+            .collect();
+        let missing: Vec<String> = missing.into_iter().collect();
+        let prev_txs = fetch_txs(coin, &missing).await?;
+        let mut prevs = PrevOuts::new();
+        for (_, tx) in txs.values().chain(prev_txs.values()) {
+            for (n, out) in tx.outputs.iter().enumerate() {
+                prevs.insert((tx.txid, n as u32), out.clone());
+            }
+        }
+        let want: Vec<u64> = chunk
+            .iter()
+            .filter_map(|id| heights.get(id).copied())
+            .filter(|h| *h > 0 && !times.contains_key(h))
+            .collect::<BTreeSet<u64>>()
+            .into_iter()
+            .collect();
+        times.extend(block_times(coin, &want).await?);
+        let mut part = Batch::default();
+        for id in chunk {
+            let Some((raw, tx)) = txs.get(id) else {
+                continue;
+            };
+            let h = heights.get(id).copied().unwrap_or(0);
+            let ts = time_of(h, id, &times, &known, seen);
+            let d = derive::derive(&coin.conf, raw, tx, &prevs, &mine, h, ts)
+                .map_err(|e| SyncError::Bad(e.to_string()))?;
+            part.upsert.push(Row {
+                tx_hash: id.clone(),
+                height: h,
+                timestamp: ts,
+                details: d.details,
+                my_addresses: d.my_addresses,
+            });
+        }
+        let t = ticker.clone();
+        changed.extend(store.call(move |c| db::apply(c, &t, &part)).await?);
     }
     progress(0);
-    if batch.upsert.is_empty() && batch.moved.is_empty() && batch.remove.is_empty() && !rederive {
-        return Ok(Vec::new());
+    // Then moves, removals and the scripts key, in one transaction.
+    let want: Vec<u64> = batch
+        .moved
+        .iter()
+        .map(|m| m.1)
+        .filter(|h| *h > 0 && !times.contains_key(h))
+        .collect::<BTreeSet<u64>>()
+        .into_iter()
+        .collect();
+    times.extend(block_times(coin, &want).await?);
+    for m in &mut batch.moved {
+        m.2 = time_of(m.1, &m.0, &times, &known, seen);
     }
+    if batch.moved.is_empty() && batch.remove.is_empty() && !rederive {
+        return Ok(changed);
+    }
+    batch.scripts_key = Some(scripts_key);
     let t = ticker;
-    Ok(store.call(move |c| db::apply(c, &t, &batch)).await?)
+    changed.extend(store.call(move |c| db::apply(c, &t, &batch)).await?);
+    Ok(changed)
 }
 
-/// Parses a txid given by a client (for `FromId`).
-pub fn valid_txid(s: &str) -> bool {
-    Txid::from_str(s).is_ok()
+/// A block's time, or for an unmined tx the first time we saw it (kept across syncs).
+fn time_of(
+    h: u64,
+    id: &str,
+    times: &HashMap<u64, u64>,
+    known: &HashMap<String, db::Known>,
+    seen: u64,
+) -> u64 {
+    if h > 0 {
+        times.get(&h).copied().unwrap_or(seen)
+    } else {
+        known
+            .get(id)
+            .map_or(seen, |k| if k.height == 0 { k.timestamp } else { seen })
+    }
 }
