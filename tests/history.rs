@@ -528,3 +528,73 @@ async fn store_order_moves_removals_and_targets() {
         .unwrap()
         .is_empty());
 }
+
+const MNEMONIC: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+
+fn script_of(address: &str) -> ScriptBuf {
+    let kind = kdfd::coins::address::parse(&rick_conf(), address).unwrap();
+    kdfd::coins::address::script_pubkey(&kind)
+}
+
+#[tokio::test]
+async fn hd_targets() {
+    let fake = FakeElectrum::start_tcp();
+    let mut conf = base_conf(shipped_coins());
+    conf["passphrase"] = json!(MNEMONIC);
+    conf["enable_hd"] = json!(true);
+    let db = tempfile::tempdir().unwrap();
+    conf["dbdir"] = json!(db.path().to_str().unwrap());
+    let k = Kdfd::start(conf);
+    let (_, v) = k.post(&activate(&fake.url(), true)).await;
+    assert_eq!(v["result"], "success", "{v}");
+    let addr = v["address"].as_str().unwrap().to_string();
+    assert_ne!(addr, BOB_R_ADDRESS);
+    let sh = kdfd::crypto::scripthash(script_of(&addr).as_bytes());
+    let f = tx(
+        &[(Txid::from_byte_array([5; 32]), 1)],
+        &[(4 * COIN, other_script())],
+    );
+    let a = tx(
+        &[(f.compute_txid(), 0)],
+        &[(3 * COIN, script_of(&addr)), (COIN - 1000, other_script())],
+    );
+    let ida = a.compute_txid().to_string();
+    for t in [&f, &a] {
+        fake.add_tx(&t.compute_txid().to_string(), &hex(&raw(t)));
+    }
+    fake.set_header(99, &header(BLOCK_TIME));
+    fake.set_history(&sh, &[(&ida, 99)]);
+    fake.set_balance(&sh, 3 * COIN as i64, 0);
+
+    let account = json!({"type": "account_id", "account_id": 0});
+    let r = wait_for(&k, json!({"coin": "RICK", "target": account}), |r| {
+        r["total"] == 1
+    })
+    .await;
+    assert_eq!(r["target"], account);
+    let t = &r["transactions"][0];
+    assert_eq!(
+        (t["tx_hash"].clone(), t["received_by_me"].clone()),
+        (json!(ida), json!("3"))
+    );
+    assert_eq!(t["to"], json!([addr, other_address()]));
+    assert_eq!(t["confirmations"], 2);
+    let one = json!({"type": "address_id", "account_id": 0, "chain": "External", "address_id": 0});
+    let r = wait_for(&k, json!({"coin": "RICK", "target": one}), |_| true).await;
+    assert_eq!(r["total"], 1);
+    assert_eq!(r["target"], one);
+    for bad in [
+        json!({"coin": "RICK"}),
+        json!({"coin": "RICK", "target": {"type": "iguana"}}),
+        json!({"coin": "RICK", "target": {"type": "account_id", "account_id": 5}}),
+        json!({"coin": "RICK", "target": {"type": "address_id", "account_id": 0, "chain": "External", "address_id": 7}}),
+    ] {
+        let (status, e) = k.post(&v2("my_tx_history", bad.clone())).await;
+        assert_eq!(
+            (status, e["error_type"].clone()),
+            (400, json!("InvalidTarget")),
+            "{bad} → {e}"
+        );
+    }
+}
