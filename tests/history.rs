@@ -598,3 +598,71 @@ async fn hd_targets() {
         );
     }
 }
+
+/// 2000 transactions for one address: how many lines (JSON-RPC arrays) the first sync sends and
+/// how long it takes; then the whole history in one legacy `max` page.
+#[tokio::test]
+async fn two_thousand_transactions_pacing() {
+    const N: usize = 2000;
+    let (p2pkh, _) = bob_scripthashes();
+    let fake = FakeElectrum::start_tcp();
+    let outs: Vec<(u64, ScriptBuf)> = (0..N).map(|_| (COIN, other_script())).collect();
+    let f = tx(&[(Txid::from_byte_array([3; 32]), 0)], &outs);
+    fake.add_tx(&f.compute_txid().to_string(), &hex(&raw(&f)));
+    let mut items = Vec::new();
+    for i in 0..N {
+        let t = tx(
+            &[(f.compute_txid(), i as u32)],
+            &[(COIN - 500, bob_script())],
+        );
+        let id = t.compute_txid().to_string();
+        fake.add_tx(&id, &hex(&raw(&t)));
+        items.push((id, (i % 100 + 1) as i64));
+    }
+    for h in 1..=100 {
+        fake.set_header(h, &header(BLOCK_TIME + h as u32));
+    }
+    let refs: Vec<(&str, i64)> = items.iter().map(|(id, h)| (id.as_str(), *h)).collect();
+    fake.set_history(&p2pkh, &refs);
+    let db = tempfile::tempdir().unwrap();
+    let k = Kdfd::start(conf_with_db(db.path()));
+    fake.reset_counters();
+    let t0 = Instant::now();
+    let (_, v) = k.post(&activate(&fake.url(), true)).await;
+    assert_eq!(v["result"], "success", "{v}");
+    let r = wait_for(&k, json!({"coin": "RICK"}), |r| {
+        r["total"] == N && r["sync_status"]["state"] == "Finished"
+    })
+    .await;
+    let took = t0.elapsed();
+    let lines = fake.lines_received();
+    let gets = fake.method_count("blockchain.transaction.get");
+    eprintln!(
+        "MEASURE {N} txs synced in {:.2} s, {lines} lines, {gets} transaction.get calls, {} header calls",
+        took.as_secs_f64(),
+        fake.method_count("blockchain.block.header")
+    );
+    // Each tx once, the shared funding tx once per 100-tx chunk; everything in arrays.
+    assert_eq!(gets, N + N / 100);
+    assert!(lines < 120, "{lines} lines");
+    assert_eq!(r["transactions"][0]["block_height"], 100);
+    assert_eq!(r["transactions"][0]["timestamp"], BLOCK_TIME + 100);
+    let t1 = Instant::now();
+    let (status, _) = k
+        .post(&v2("my_tx_history", json!({"coin": "RICK", "limit": 10})))
+        .await;
+    assert_eq!(status, 200);
+    let page_time = t1.elapsed();
+    let t1 = Instant::now();
+    let (status, all) = k
+        .post(&req("my_tx_history", json!({"coin": "RICK", "max": true})))
+        .await;
+    assert_eq!(status, 200);
+    eprintln!(
+        "MEASURE a 10-entry page of {N}: {:.1} ms; all {N} entries: {:.1} ms",
+        page_time.as_secs_f64() * 1e3,
+        t1.elapsed().as_secs_f64() * 1e3
+    );
+    assert_eq!(all["result"]["transactions"].as_array().unwrap().len(), N);
+    assert_eq!(all["result"]["total_pages"], 1);
+}

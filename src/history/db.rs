@@ -161,13 +161,31 @@ pub fn apply(conn: &mut Connection, coin: &str, b: &Batch) -> Result<Vec<Value>,
     Ok(changed)
 }
 
-/// A coin's entries, newest first: unmined first, then by height descending, then by hash.
-/// With `addresses`, only entries touching one of them.
-pub fn list(
+/// Where a page starts: after `n` entries, or after the entry with this id.
+#[derive(Debug, Clone)]
+pub enum Start {
+    Skip(usize),
+    After(String),
+}
+
+/// One page and where it sits.
+#[derive(Debug, Clone)]
+pub struct Slice {
+    pub total: usize,
+    pub skipped: usize,
+    pub entries: Vec<Value>,
+}
+
+/// A page of a coin's entries, newest first: unmined first, then by height descending, then by
+/// hash. With `addresses`, only entries touching one of them. Only the page's details are read
+/// and parsed. `None` when `Start::After` names no entry.
+pub fn slice(
     conn: &Connection,
     coin: &str,
     addresses: Option<&[String]>,
-) -> Result<Vec<Value>, StoreError> {
+    start: &Start,
+    limit: usize,
+) -> Result<Option<Slice>, StoreError> {
     let filter: Option<HashSet<String>> = match addresses {
         None => None,
         Some(list) => {
@@ -183,20 +201,47 @@ pub fn list(
         }
     };
     let mut st = conn.prepare(
-        "SELECT tx_hash, details FROM tx_history WHERE coin = ?1
+        "SELECT tx_hash FROM tx_history WHERE coin = ?1
          ORDER BY (height = 0) DESC, height DESC, tx_hash ASC",
     )?;
-    let mut out = Vec::new();
-    for row in st.query_map([coin], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })? {
-        let (hash, details) = row?;
-        if filter.as_ref().is_some_and(|f| !f.contains(&hash)) {
-            continue;
+    let mut order = Vec::new();
+    for h in st.query_map([coin], |r| r.get::<_, String>(0))? {
+        let h = h?;
+        if filter.as_ref().is_none_or(|f| f.contains(&h)) {
+            order.push(h);
         }
-        let v: Value = serde_json::from_str(&details)
-            .map_err(|e| StoreError::Invalid(format!("stored details of {hash}: {e}")))?;
-        out.push(v);
     }
-    Ok(out)
+    let skipped = match start {
+        Start::Skip(n) => *n,
+        Start::After(id) => match order.iter().position(|h| h == id) {
+            Some(i) => i + 1,
+            None => return Ok(None),
+        },
+    };
+    let mut get =
+        conn.prepare("SELECT details FROM tx_history WHERE coin = ?1 AND tx_hash = ?2")?;
+    let mut entries = Vec::new();
+    for h in order.iter().skip(skipped).take(limit) {
+        let d: String = get.query_row(params![coin, h], |r| r.get(0))?;
+        entries.push(
+            serde_json::from_str(&d)
+                .map_err(|e| StoreError::Invalid(format!("stored details of {h}: {e}")))?,
+        );
+    }
+    Ok(Some(Slice {
+        total: order.len(),
+        skipped,
+        entries,
+    }))
+}
+
+/// Every entry of a coin (see `slice` for the order and the filter).
+pub fn list(
+    conn: &Connection,
+    coin: &str,
+    addresses: Option<&[String]>,
+) -> Result<Vec<Value>, StoreError> {
+    Ok(slice(conn, coin, addresses, &Start::Skip(0), usize::MAX)?
+        .map(|s| s.entries)
+        .unwrap_or_default())
 }

@@ -98,12 +98,14 @@ struct Page {
     sync_status: SyncStatus,
 }
 
-/// The coin, its sync state (which must be running) and all its entries for `addresses`.
-async fn entries(
+/// A page of the coin's entries for `addresses`; the coin's sync must be running.
+async fn page(
     ctx: &Ctx,
     coin: &UtxoCoin,
     addresses: Option<Vec<String>>,
-) -> Result<(Vec<Value>, u64, SyncStatus), RpcError> {
+    start: db::Start,
+    limit: usize,
+) -> Result<Page, RpcError> {
     let ticker = coin.ticker().to_string();
     let status = ctx.history.status(&ticker);
     let store = match (&status, ctx.history.store()) {
@@ -115,38 +117,20 @@ async fn entries(
         (_, Some(s)) => s.clone(),
     };
     let tip = coin.pool.tip_height().await.map_err(RpcError::Electrum)?;
-    let list = store
-        .call(move |c| db::list(c, &ticker, addresses.as_deref()))
+    let st = start.clone();
+    let slice = store
+        .call(move |c| db::slice(c, &ticker, addresses.as_deref(), &st, limit))
         .await
-        .map_err(|e| RpcError::StorageError(e.to_string()))?;
-    Ok((list, tip, status))
-}
-
-/// Cuts a page out of `all`: after `from_id` (exclusive) or page `page` (1-based).
-fn page(
-    mut all: Vec<Value>,
-    tip: u64,
-    limit: usize,
-    from_id: Option<&str>,
-    page: usize,
-    status: SyncStatus,
-) -> Result<Page, RpcError> {
-    let total = all.len();
-    let skipped = match from_id {
-        Some(id) => {
-            all.iter()
-                .position(|t| t["internal_id"] == id)
-                .ok_or_else(|| {
-                    RpcError::StorageError(format!("from_id {id} is not in the history"))
-                })?
-                + 1
-        }
-        None => page.saturating_sub(1).saturating_mul(limit),
-    };
-    let transactions = all
-        .drain(..)
-        .skip(skipped)
-        .take(limit)
+        .map_err(|e| RpcError::StorageError(e.to_string()))?
+        .ok_or_else(|| match start {
+            db::Start::After(id) => {
+                RpcError::StorageError(format!("from_id {id} is not in the history"))
+            }
+            db::Start::Skip(_) => RpcError::Internal("page start not found".into()),
+        })?;
+    let transactions = slice
+        .entries
+        .into_iter()
         .map(|mut t| {
             let h = t["block_height"].as_u64().unwrap_or(0);
             t["confirmations"] = derive::confirmations(tip, h).into();
@@ -155,11 +139,18 @@ fn page(
         .collect();
     Ok(Page {
         transactions,
-        skipped,
-        total,
+        skipped: slice.skipped,
+        total: slice.total,
         current_block: tip,
         sync_status: status,
     })
+}
+
+fn start_of(from_id: Option<&str>, page: usize, limit: usize) -> db::Start {
+    match from_id {
+        Some(id) => db::Start::After(id.to_string()),
+        None => db::Start::Skip(page.saturating_sub(1).saturating_mul(limit)),
+    }
 }
 
 fn total_pages(total: usize, limit: usize) -> usize {
@@ -190,13 +181,13 @@ pub async fn my_tx_history_v2(ctx: Arc<Ctx>, params: Value) -> Result<Reply, Rpc
         }
     };
     let addresses = target_addresses(&coin, &target).await?;
-    let (all, tip, status) = entries(&ctx, &coin, addresses).await?;
     let paging = req.paging_options.unwrap_or(PagingOptions::PageNumber(1));
     let (from_id, page_no, paging_json) = match &paging {
         PagingOptions::PageNumber(n) => (None, *n, json!({"PageNumber": n})),
         PagingOptions::FromId(id) => (Some(id.as_str()), 1, json!({"FromId": id})),
     };
-    let p = page(all, tip, req.limit, from_id, page_no, status)?;
+    let start = start_of(from_id, page_no, req.limit);
+    let p = page(&ctx, &coin, addresses, start, req.limit).await?;
     Ok(Reply::Json(json!({
         "coin": coin.ticker(),
         "target": target_json,
@@ -229,10 +220,18 @@ pub async fn my_tx_history(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError>
         .coins
         .get(&req.coin)
         .ok_or_else(|| RpcError::NoSuchCoin(req.coin.clone()))?;
-    let (all, tip, status) = entries(&ctx, &coin, None).await?;
-    let limit = if req.max { all.len() } else { req.limit };
     let page_no = req.page_number.unwrap_or(1);
-    let p = page(all, tip, limit, req.from_id.as_deref(), page_no, status)?;
+    // `max`: every entry (after `from_id`, if given); the limit shown is the total.
+    let (start, take) = if req.max {
+        (start_of(req.from_id.as_deref(), 1, 0), usize::MAX)
+    } else {
+        (
+            start_of(req.from_id.as_deref(), page_no, req.limit),
+            req.limit,
+        )
+    };
+    let p = page(&ctx, &coin, None, start, take).await?;
+    let limit = if req.max { p.total } else { req.limit };
     Ok(Reply::Json(json!({"result": {
         "transactions": p.transactions,
         "limit": limit,
