@@ -465,6 +465,7 @@ fn row(hash: &str, height: u64, addrs: &[&str]) -> kdfd::history::db::Row {
         timestamp: 1,
         details: json!({"tx_hash": hash, "internal_id": hash, "block_height": height, "timestamp": 1}),
         my_addresses: addrs.iter().map(|a| a.to_string()).collect(),
+        scripts_key: "k".into(),
     }
 }
 
@@ -485,7 +486,6 @@ async fn store_order_moves_removals_and_targets() {
             row("cc", 0, &["X", "Y"]),
             row("ab", 12, &["X"]),
         ],
-        scripts_key: Some("k".into()),
         ..Default::default()
     };
     let changed = store
@@ -506,7 +506,6 @@ async fn store_order_moves_removals_and_targets() {
         upsert: vec![row("bb", 12, &["Y"])],
         moved: vec![("cc".into(), 13, 99)],
         remove: vec!["aa".into()],
-        scripts_key: Some("k".into()),
     };
     let changed = store
         .call(move |c| db::apply(c, "T", &second))
@@ -517,10 +516,12 @@ async fn store_order_moves_removals_and_targets() {
     assert_eq!(hashes(&all), ["cc", "ab", "bb"]);
     assert_eq!(all[0]["block_height"], 13);
     assert_eq!(all[0]["timestamp"], 99);
-    let (known, key) = store.call(|c| db::known(c, "T")).await.unwrap();
+    let known = store.call(|c| db::known(c, "T", "k")).await.unwrap();
     assert_eq!(known.len(), 3);
     assert_eq!(known["cc"].height, 13);
-    assert_eq!(key.as_deref(), Some("k"));
+    assert!(known["cc"].current);
+    let other = store.call(|c| db::known(c, "T", "k2")).await.unwrap();
+    assert!(!other["cc"].current, "a new script set re-derives");
     // Other coins do not see these.
     assert!(store
         .call(|c| db::list(c, "U", None))
@@ -601,16 +602,17 @@ async fn hd_targets() {
 
 /// 2000 transactions for one address: how many lines (JSON-RPC arrays) the first sync sends and
 /// how long it takes; then the whole history in one legacy `max` page.
-#[tokio::test]
-async fn two_thousand_transactions_pacing() {
-    const N: usize = 2000;
+/// A fake server holding `n` transactions to bob, heights 1..=100, each spending an output of one
+/// funding transaction.
+fn many(n: usize) -> FakeElectrum {
     let (p2pkh, _) = bob_scripthashes();
     let fake = FakeElectrum::start_tcp();
-    let outs: Vec<(u64, ScriptBuf)> = (0..N).map(|_| (COIN, other_script())).collect();
+
+    let outs: Vec<(u64, ScriptBuf)> = (0..n).map(|_| (COIN, other_script())).collect();
     let f = tx(&[(Txid::from_byte_array([3; 32]), 0)], &outs);
     fake.add_tx(&f.compute_txid().to_string(), &hex(&raw(&f)));
     let mut items = Vec::new();
-    for i in 0..N {
+    for i in 0..n {
         let t = tx(
             &[(f.compute_txid(), i as u32)],
             &[(COIN - 500, bob_script())],
@@ -624,6 +626,13 @@ async fn two_thousand_transactions_pacing() {
     }
     let refs: Vec<(&str, i64)> = items.iter().map(|(id, h)| (id.as_str(), *h)).collect();
     fake.set_history(&p2pkh, &refs);
+    fake
+}
+
+#[tokio::test]
+async fn two_thousand_transactions_pacing() {
+    const N: usize = 2000;
+    let fake = many(N);
     let db = tempfile::tempdir().unwrap();
     let k = Kdfd::start(conf_with_db(db.path()));
     fake.reset_counters();
@@ -665,4 +674,60 @@ async fn two_thousand_transactions_pacing() {
     );
     assert_eq!(all["result"]["transactions"].as_array().unwrap().len(), N);
     assert_eq!(all["result"]["total_pages"], 1);
+}
+
+/// kill -9 in the middle of a long first sync: what was committed is answered at once after the
+/// restart, the sync resumes with the rest only, and nothing is duplicated.
+#[tokio::test]
+async fn kill_during_first_sync_resumes() {
+    const N: usize = 2000;
+    let fake = many(N);
+    fake.set_latency(Duration::from_millis(60));
+    let db = tempfile::tempdir().unwrap();
+    let k = Kdfd::start(conf_with_db(db.path()));
+    let (_, v) = k.post(&activate(&fake.url(), true)).await;
+    assert_eq!(v["result"], "success", "{v}");
+    let part = wait_for(&k, json!({"coin": "RICK", "limit": 1}), |r| {
+        r["total"].as_u64().unwrap() >= 300
+    })
+    .await;
+    assert_eq!(part["sync_status"]["state"], "InProgress", "{part}");
+    assert!(
+        part["sync_status"]["additional_info"]["transactions_left"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let pid = k.pid().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .unwrap()
+        .success());
+    drop(k);
+
+    fake.set_latency(Duration::ZERO);
+    fake.reset_counters();
+    let k = Kdfd::start(conf_with_db(db.path()));
+    let (_, v) = k.post(&activate(&fake.url(), true)).await;
+    assert_eq!(v["result"], "success", "{v}");
+    let (_, first) = k
+        .post(&v2("my_tx_history", json!({"coin": "RICK", "limit": 1})))
+        .await;
+    let kept = first["result"]["total"].as_u64().unwrap() as usize;
+    assert!(kept >= 300, "the committed chunks survive: {first}");
+    let r = wait_for(&k, json!({"coin": "RICK", "limit": 1}), |r| {
+        r["total"] == N && r["sync_status"]["state"] == "Finished"
+    })
+    .await;
+    assert_eq!(r["total"], N);
+    let gets = fake.method_count("blockchain.transaction.get");
+    assert!(
+        gets <= N - kept + N / 100,
+        "refetched only the rest: {gets} gets, {kept} kept"
+    );
+    eprintln!(
+        "MEASURE kill -9 after {} entries: {kept} kept, {gets} gets to finish",
+        part["total"]
+    );
 }

@@ -6,14 +6,16 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
-/// Migration 2: one row per (coin, tx); the wallet addresses each tx touches; and the set of
-/// scripts the stored details were derived for (a changed set means re-deriving).
+/// Migration 2: one row per (coin, tx), with the key of the wallet script set its details were
+/// derived for (a changed set, e.g. a new HD address, means re-deriving that row); and the
+/// wallet addresses each tx touches.
 pub const MIGRATION: &str = "CREATE TABLE tx_history (
         coin TEXT NOT NULL,
         tx_hash TEXT NOT NULL,
         height INTEGER NOT NULL,
         timestamp INTEGER NOT NULL,
         details TEXT NOT NULL,
+        scripts_key TEXT NOT NULL,
         PRIMARY KEY (coin, tx_hash)
     );
     CREATE INDEX tx_history_order ON tx_history (coin, height);
@@ -22,10 +24,6 @@ pub const MIGRATION: &str = "CREATE TABLE tx_history (
         tx_hash TEXT NOT NULL,
         address TEXT NOT NULL,
         PRIMARY KEY (coin, tx_hash, address)
-    );
-    CREATE TABLE tx_history_meta (
-        coin TEXT PRIMARY KEY,
-        scripts_key TEXT NOT NULL
     );";
 
 /// A stored tx's height and time.
@@ -33,6 +31,8 @@ pub const MIGRATION: &str = "CREATE TABLE tx_history (
 pub struct Known {
     pub height: u64,
     pub timestamp: u64,
+    /// Derived for the current script set.
+    pub current: bool,
 }
 
 /// One entry to write.
@@ -43,6 +43,7 @@ pub struct Row {
     pub timestamp: u64,
     pub details: Value,
     pub my_addresses: Vec<String>,
+    pub scripts_key: String,
 }
 
 /// What one sync step changes, written in one transaction.
@@ -54,8 +55,6 @@ pub struct Batch {
     pub moved: Vec<(String, u64, u64)>,
     /// Entries in no history any more (reorged out, replaced).
     pub remove: Vec<String>,
-    /// The scripts key to record (once a whole sync is stored).
-    pub scripts_key: Option<String>,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -66,31 +65,26 @@ fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// The stored txs of a coin and the scripts key they were derived for.
+/// The stored txs of a coin; `current` says whether each was derived for `scripts_key`.
 pub fn known(
     conn: &Connection,
     coin: &str,
-) -> Result<(HashMap<String, Known>, Option<String>), StoreError> {
-    let mut st =
-        conn.prepare("SELECT tx_hash, height, timestamp FROM tx_history WHERE coin = ?1")?;
+    scripts_key: &str,
+) -> Result<HashMap<String, Known>, StoreError> {
+    let mut st = conn.prepare(
+        "SELECT tx_hash, height, timestamp, scripts_key FROM tx_history WHERE coin = ?1",
+    )?;
     let rows = st.query_map([coin], |r| {
         Ok((
             r.get::<_, String>(0)?,
             Known {
                 height: to_u64(r.get(1)?),
                 timestamp: to_u64(r.get(2)?),
+                current: r.get::<_, String>(3)? == scripts_key,
             },
         ))
     })?;
-    let map = rows.collect::<Result<HashMap<_, _>, _>>()?;
-    let key = conn
-        .query_row(
-            "SELECT scripts_key FROM tx_history_meta WHERE coin = ?1",
-            [coin],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok((map, key))
+    Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
 }
 
 /// Applies a sync step atomically; returns the details of every new or changed entry.
@@ -109,14 +103,16 @@ pub fn apply(conn: &mut Connection, coin: &str, b: &Batch) -> Result<Vec<Value>,
     }
     for r in &b.upsert {
         tx.execute(
-            "INSERT OR REPLACE INTO tx_history (coin, tx_hash, height, timestamp, details)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR REPLACE INTO tx_history
+                 (coin, tx_hash, height, timestamp, details, scripts_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 coin,
                 r.tx_hash,
                 to_i64(r.height),
                 to_i64(r.timestamp),
-                r.details.to_string()
+                r.details.to_string(),
+                r.scripts_key
             ],
         )?;
         tx.execute(
@@ -150,12 +146,6 @@ pub fn apply(conn: &mut Connection, coin: &str, b: &Batch) -> Result<Vec<Value>,
             params![coin, h, to_i64(*height), to_i64(*time), d.to_string()],
         )?;
         changed.push(d);
-    }
-    if let Some(key) = &b.scripts_key {
-        tx.execute(
-            "INSERT OR REPLACE INTO tx_history_meta (coin, scripts_key) VALUES (?1, ?2)",
-            params![coin, key],
-        )?;
     }
     tx.commit()?;
     Ok(changed)

@@ -138,8 +138,8 @@ pub async fn sync_once(
         .join(",");
     let scripts_key = sha256::Hash::hash(joined.as_bytes()).to_string();
     let t = ticker.clone();
-    let (known, stored_key) = store.call(move |c| db::known(c, &t)).await?;
-    let rederive = stored_key.as_deref() != Some(scripts_key.as_str());
+    let key = scripts_key.clone();
+    let known = store.call(move |c| db::known(c, &t, &key)).await?;
 
     let mut batch = Batch {
         remove: known
@@ -152,7 +152,7 @@ pub async fn sync_once(
     let mut new_ids = Vec::new();
     for (id, &h) in &heights {
         match known.get(id) {
-            Some(k) if !rederive => {
+            Some(k) if k.current => {
                 if k.height != h {
                     batch.moved.push((id.clone(), h, 0));
                 }
@@ -211,13 +211,14 @@ pub async fn sync_once(
                 timestamp: ts,
                 details: d.details,
                 my_addresses: d.my_addresses,
+                scripts_key: scripts_key.clone(),
             });
         }
         let t = ticker.clone();
         changed.extend(store.call(move |c| db::apply(c, &t, &part)).await?);
     }
     progress(0);
-    // Then moves, removals and the scripts key, in one transaction.
+    // Then moves and removals, in one transaction.
     let want: Vec<u64> = batch
         .moved
         .iter()
@@ -230,10 +231,9 @@ pub async fn sync_once(
     for m in &mut batch.moved {
         m.2 = time_of(m.1, &m.0, &times, &known, seen);
     }
-    if batch.moved.is_empty() && batch.remove.is_empty() && !rederive {
+    if batch.moved.is_empty() && batch.remove.is_empty() {
         return Ok(changed);
     }
-    batch.scripts_key = Some(scripts_key);
     let t = ticker;
     changed.extend(store.call(move |c| db::apply(c, &t, &batch)).await?);
     Ok(changed)
