@@ -57,6 +57,8 @@ pub struct Ctx {
     pub inflight: tokio::sync::Semaphore,
     /// Failed-userpass counts and lock-outs.
     pub auth: crate::guard::Guard,
+    /// Transaction history syncs (coins activated with `tx_history: true`).
+    pub history: crate::history::Manager,
     shutdown: watch::Sender<bool>,
 }
 
@@ -141,6 +143,7 @@ impl Ctx {
         };
         let client_name = format!("{} GUI/MM2 {}", config.gui, crate::version_string());
         Ok(Ctx {
+            history: crate::history::Manager::new(store.clone()),
             auth: crate::guard::Guard::new(config.auth.clone()),
             inflight: tokio::sync::Semaphore::new(config.limits.max_inflight_items),
             tasks: crate::tasks::Tasks::new(config.limits.max_finished_tasks),

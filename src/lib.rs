@@ -21,6 +21,7 @@ pub mod electrum;
 pub mod events;
 pub mod evm;
 pub mod guard;
+pub mod history;
 pub mod rpc;
 pub mod store;
 pub mod tasks;

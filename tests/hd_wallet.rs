@@ -72,17 +72,18 @@ fn enable_params(fake: &FakeElectrum) -> Value {
 #[tokio::test]
 async fn hd_scan_finds_used_addresses_and_persists_counts() {
     let fake = FakeElectrum::start_tcp();
-    let used = json!([{"tx_hash": "11".repeat(32), "height": 5}]);
+    let txid = "11".repeat(32);
+    let used: &[(&str, i64)] = &[(&txid, 5)];
     for (chain, i) in [
         (Chain::External, 0),
         (Chain::External, 3),
         (Chain::External, 19),
         (Chain::Internal, 2),
     ] {
-        fake.set_history(&scripthash(chain, i), used.clone());
+        fake.set_history(&scripthash(chain, i), used);
     }
     // Past the gap after external 19 (20..=40 are probed): never found.
-    fake.set_history(&scripthash(Chain::External, 41), used.clone());
+    fake.set_history(&scripthash(Chain::External, 41), used);
     fake.set_balance(&scripthash(Chain::External, 3), 150_000_000, 0);
     let dbdir = tempfile::tempdir().unwrap();
     let conf = hd_conf(&fake, json!({"passphrase": TANK, "dbdir": dbdir.path()}));

@@ -1,7 +1,7 @@
 //! Coins: the registry read from the `coins` file at start-up, the set of activated coins, and
 //! the UTXO coin itself (its address, scripthashes and Electrum pool).
 
-mod address;
+pub mod address;
 mod conf;
 mod error;
 pub mod evm;

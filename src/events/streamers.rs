@@ -26,6 +26,25 @@ pub fn forward_tasks(
     })
 }
 
+/// `TX_HISTORY:<coin>`: every new or changed history entry from the history sync, to the
+/// clients that enabled that coin's streamer.
+pub fn forward_history(
+    hub: Hub,
+    mut rx: tokio::sync::broadcast::Receiver<(String, serde_json::Value)>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok((ticker, tx)) => hub.publish(&format!("TX_HISTORY:{ticker}"), tx),
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "history events fell behind; some were dropped");
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    })
+}
+
 /// `HEARTBEAT`: `{}` every `every`.
 pub async fn heartbeat(hub: Hub, every: Duration) {
     let mut tick = tokio::time::interval(every);

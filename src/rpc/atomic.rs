@@ -153,6 +153,7 @@ async fn rollback(ctx: &Arc<Ctx>, undo: Vec<Undo>) -> Vec<String> {
         match step {
             Undo::Deactivate(coin) => {
                 ctx.coins.remove(&coin);
+                ctx.history.stop(&coin);
                 tracing::info!(coin, "atomic batch rolled back: coin deactivated");
             }
             Undo::Reactivate(request) => {

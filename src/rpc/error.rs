@@ -128,6 +128,18 @@ pub enum RpcError {
     /// v2 EVM activation of a token that is active already (KDF's `TokenIsAlreadyActivated`).
     #[error("Token {0} is already activated")]
     TokenAlreadyActive(String),
+    /// v2 history of a coin that is not active.
+    #[error("Coin {0} is not active")]
+    CoinIsNotActive(String),
+    /// History asked of a coin activated without `tx_history: true`.
+    #[error("Storage is not initialized for {0}")]
+    StorageIsNotInitialized(String),
+    /// A history `target` that does not fit the wallet mode.
+    #[error("{0}")]
+    InvalidTarget(String),
+    /// The history database failed (or a `FromId` it does not hold).
+    #[error("{0}")]
+    StorageError(String),
 }
 
 impl From<crate::coins::CoinError> for RpcError {
@@ -421,6 +433,34 @@ impl RpcError {
                 "token]",
                 Some(json!(t)),
             ),
+            CoinIsNotActive(c) => s(
+                StatusCode::NOT_FOUND,
+                "CoinIsNotActive",
+                "my_tx_history_v2",
+                "my_tx_history_v2]",
+                Some(json!(c)),
+            ),
+            StorageIsNotInitialized(m) => s(
+                internal,
+                "StorageIsNotInitialized",
+                "my_tx_history_v2",
+                "my_tx_history_v2]",
+                Some(json!(m)),
+            ),
+            InvalidTarget(m) => s(
+                bad,
+                "InvalidTarget",
+                "my_tx_history_v2",
+                "my_tx_history_v2]",
+                Some(json!(m)),
+            ),
+            StorageError(m) => s(
+                internal,
+                "StorageError",
+                "my_tx_history_v2",
+                "my_tx_history_v2]",
+                Some(json!(m)),
+            ),
         }
     }
 
@@ -480,6 +520,9 @@ impl RpcError {
             ChainIdMismatch { .. } => -32012,
             PlatformNotActive(_) => -32010,
             PlatformAlreadyActive(_) | TokenAlreadyActive(_) => -32011,
+            CoinIsNotActive(_) => -32010,
+            StorageIsNotInitialized(_) | StorageError(_) => -32040,
+            InvalidTarget(_) => -32602,
         }
     }
 

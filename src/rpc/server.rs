@@ -37,6 +37,8 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
     };
     let task_events =
         crate::events::streamers::forward_tasks(ctx.events.clone(), ctx.tasks.subscribe());
+    let history_events =
+        crate::events::streamers::forward_history(ctx.events.clone(), ctx.history.subscribe());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -84,6 +86,7 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
     drop(listener);
     pruner.abort();
     task_events.abort();
+    history_events.abort();
     // Event streams never end by themselves: close them (after what they queued, such as the
     // SHUTDOWN_SIGNAL event) so the drain is not held up by them.
     ctx.events.close_all();

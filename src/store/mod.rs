@@ -34,6 +34,8 @@ pub const MIGRATIONS: &[&str] = &[
         internal_addresses_number INTEGER NOT NULL,
         PRIMARY KEY (coin, account_id)
     );",
+    // v2: transaction history (src/history/db.rs).
+    crate::history::db::MIGRATION,
 ];
 
 /// The database file name inside the wallet's directory.

@@ -94,7 +94,7 @@ struct ConnEntry {
 struct State {
     balances: HashMap<String, Balance>,
     /// `get_history` answers by scripthash (empty when absent).
-    histories: HashMap<String, Value>,
+    histories: HashMap<String, Vec<Value>>,
     next_revision: u64,
     conns: HashMap<u64, ConnEntry>,
     lines_received: usize,
@@ -109,6 +109,9 @@ struct State {
     broadcast_error: Option<String>,
     /// Every broadcast transaction hex, in order.
     broadcasts: Vec<String>,
+    /// Headers by height, and the tip `headers.subscribe` reports.
+    headers: HashMap<u64, String>,
+    tip: Option<u64>,
 }
 
 /// State shared between the test's thread and the server thread.
@@ -288,12 +291,6 @@ impl FakeElectrum {
         }
     }
 
-    /// Sets the `blockchain.scripthash.get_history` answer of a scripthash (no notification).
-    pub fn set_history(&self, scripthash_hex: &str, history: Value) {
-        let key = scripthash_hex.to_ascii_lowercase();
-        self.shared.lock().histories.insert(key, history);
-    }
-
     /// Sets the `listunspent` answer of a scripthash: (txid, vout, value, height) entries.
     pub fn set_unspents(&self, scripthash_hex: &str, list: &[(&str, u32, u64, i64)]) {
         let v: Vec<Value> = list
@@ -324,6 +321,37 @@ impl FakeElectrum {
     /// The hex of every transaction broadcast so far.
     pub fn broadcasts(&self) -> Vec<String> {
         self.shared.lock().broadcasts.clone()
+    }
+
+    /// Sets a scripthash's `get_history` answer: (txid, height) pairs. No notification: follow
+    /// with `set_balance` to notify subscribers.
+    pub fn set_history(&self, scripthash_hex: &str, items: &[(&str, i64)]) {
+        let list = items
+            .iter()
+            .map(|(t, h)| json!({"tx_hash": t, "height": h}))
+            .collect();
+        self.shared
+            .lock()
+            .histories
+            .insert(scripthash_hex.to_ascii_lowercase(), list);
+    }
+
+    /// Serves a raw transaction (hex) for `blockchain.transaction.get`.
+    pub fn add_tx(&self, txid: &str, hex: &str) {
+        self.shared
+            .lock()
+            .txs
+            .insert(txid.to_ascii_lowercase(), hex.to_string());
+    }
+
+    /// Serves a block header (hex) for `blockchain.block.header`.
+    pub fn set_header(&self, height: u64, hex: &str) {
+        self.shared.lock().headers.insert(height, hex.to_string());
+    }
+
+    /// The height `blockchain.headers.subscribe` reports (default 100).
+    pub fn set_tip(&self, height: u64) {
+        self.shared.lock().tip = Some(height);
     }
 
     /// Delays every reply by `d` after its message arrived (a batch array is one message).
@@ -751,7 +779,7 @@ fn dispatch(
                 .histories
                 .get(&key)
                 .cloned()
-                .unwrap_or_else(|| json!([])))
+                .map_or(json!([]), Value::Array))
         }
         "blockchain.scripthash.listunspent" => {
             let key = scripthash_param(req)?;
@@ -782,8 +810,21 @@ fn dispatch(
             // A fake id: the first 64 hex digits of the tx, padded.
             Ok(json!(format!("{:0<64}", &hex[..hex.len().min(64)])))
         }
+        "blockchain.block.header" => {
+            let h = first_param(req).and_then(Value::as_u64).unwrap_or(u64::MAX);
+            shared
+                .lock()
+                .headers
+                .get(&h)
+                .cloned()
+                .map(Value::String)
+                .ok_or((1, format!("height {h} out of range")))
+        }
         "blockchain.scripthash.get_mempool" => Ok(json!([])),
-        "blockchain.headers.subscribe" => Ok(json!({"height": 100, "hex": "0".repeat(160)})),
+        "blockchain.headers.subscribe" => {
+            let tip = shared.lock().tip.unwrap_or(100);
+            Ok(json!({"height": tip, "hex": "0".repeat(160)}))
+        }
         "blockchain.estimatefee" | "blockchain.relayfee" => Ok(json!(0.00001)),
         other => Err((-32601, format!("unknown method \"{other}\""))),
     }

@@ -73,6 +73,7 @@ pub async fn electrum(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
         )));
     }
     let servers = servers(&ctx, &req)?;
+    let tx_history = opt_bool(&req, "tx_history")?.unwrap_or(false);
     let to_usize = |v: Option<u64>| v.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     let activation = UtxoActivation {
         servers,
@@ -81,7 +82,6 @@ pub async fn electrum(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
         required_confirmations: opt_u64(&req, "required_confirmations")?,
         requires_notarization: opt_bool(&req, "requires_notarization")?,
         format: {
-            opt_bool(&req, "tx_history")?;
             parse_address_format(req.get("address_format")).map_err(RpcError::InvalidParams)?
         },
         hd: Default::default(),
@@ -98,6 +98,9 @@ pub async fn electrum(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
     // answer's address is the enabled one.
     let coin = utxo::activate(&ctx.coin_env(), conf.clone(), keys, activation).await?;
     let balance = coin.balance().await.map_err(RpcError::Electrum)?;
+    if tx_history {
+        ctx.history.start(coin.clone());
+    }
     let (required_confirmations, requires_notarization) =
         (coin.required_confirmations, coin.requires_notarization);
     Ok(Reply::Json(json!({
@@ -169,6 +172,7 @@ pub async fn disable_coin(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> 
     opt_bool(&req, "force_disable")?;
     match ctx.coins.remove(ticker) {
         Some(coin) => {
+            ctx.history.stop(ticker);
             tracing::info!(coin = ticker, "coin disabled");
             Ok(Reply::Json(json!({
                 "result": {"coin": coin.ticker(), "cancelled_orders": [], "passivized": false}

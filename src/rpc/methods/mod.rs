@@ -6,6 +6,7 @@ mod address;
 mod coins;
 mod evm;
 mod hd;
+mod history;
 mod node;
 mod send;
 mod stream;
@@ -128,6 +129,8 @@ static LEGACY: &[Method] = &[
     method!("send_raw_transaction", private, ReadsCoin, None, send::send_raw_transaction),
     // evm (evmrpc helper)
     method!("enable",            private, Activates,   Some(500), evm::enable),
+    // history (hist)
+    method!("my_tx_history",     private, ReadsCoin,   None,      history::my_tx_history),
 ];
 
 /// Methods answered with `"mmrpc": "2.0"` (and, by fallback, without it when legacy lacks them).
@@ -170,11 +173,14 @@ static V2: &[Method] = &[
     method!("task::enable_eth::init",   private, Activates, Some(500), evm::task_init),
     method!("task::enable_eth::status", private, None,      None,      evm::task_status),
     method!("task::enable_eth::cancel", private, None,      None,      evm::task_cancel),
+    // history (hist)
+    method!("my_tx_history",     private, ReadsCoin,   None,      history::my_tx_history_v2),
 ];
 
-/// Starts the coin's history sync when history exists in this build (the history module hooks
-/// in here).
-pub fn start_history(_ctx: &Ctx, _coin: &Arc<crate::coins::utxo::UtxoCoin>) {}
+/// Starts the coin's background history sync (`tx_history: true`).
+pub fn start_history(ctx: &Ctx, coin: &Arc<crate::coins::utxo::UtxoCoin>) {
+    ctx.history.start(coin.clone());
+}
 
 /// Looks up a legacy method.
 pub fn legacy(name: &str) -> Option<&'static Method> {

@@ -1,0 +1,237 @@
+//! History tables (store migration 2) and the SQL the sync and the RPC methods run. Plain
+//! sync functions: they run on the store's thread through `Store::call`.
+
+use crate::store::StoreError;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+
+/// Migration 2: one row per (coin, tx), with the key of the wallet script set its details were
+/// derived for (a changed set, e.g. a new HD address, means re-deriving that row); and the
+/// wallet addresses each tx touches.
+pub const MIGRATION: &str = "CREATE TABLE tx_history (
+        coin TEXT NOT NULL,
+        tx_hash TEXT NOT NULL,
+        height INTEGER NOT NULL,
+        timestamp INTEGER NOT NULL,
+        details TEXT NOT NULL,
+        scripts_key TEXT NOT NULL,
+        PRIMARY KEY (coin, tx_hash)
+    );
+    CREATE INDEX tx_history_order ON tx_history (coin, height);
+    CREATE TABLE tx_address (
+        coin TEXT NOT NULL,
+        tx_hash TEXT NOT NULL,
+        address TEXT NOT NULL,
+        PRIMARY KEY (coin, tx_hash, address)
+    );";
+
+/// A stored tx's height and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Known {
+    pub height: u64,
+    pub timestamp: u64,
+    /// Derived for the current script set.
+    pub current: bool,
+}
+
+/// One entry to write.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub tx_hash: String,
+    pub height: u64,
+    pub timestamp: u64,
+    pub details: Value,
+    pub my_addresses: Vec<String>,
+    pub scripts_key: String,
+}
+
+/// What one sync step changes, written in one transaction.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// New or re-derived entries (replace any stored one).
+    pub upsert: Vec<Row>,
+    /// Entries whose height/time changed: (tx_hash, height, timestamp).
+    pub moved: Vec<(String, u64, u64)>,
+    /// Entries in no history any more (reorged out, replaced).
+    pub remove: Vec<String>,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// The stored txs of a coin; `current` says whether each was derived for `scripts_key`.
+pub fn known(
+    conn: &Connection,
+    coin: &str,
+    scripts_key: &str,
+) -> Result<HashMap<String, Known>, StoreError> {
+    let mut st = conn.prepare(
+        "SELECT tx_hash, height, timestamp, scripts_key FROM tx_history WHERE coin = ?1",
+    )?;
+    let rows = st.query_map([coin], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            Known {
+                height: to_u64(r.get(1)?),
+                timestamp: to_u64(r.get(2)?),
+                current: r.get::<_, String>(3)? == scripts_key,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
+}
+
+/// Applies a sync step atomically; returns the details of every new or changed entry.
+pub fn apply(conn: &mut Connection, coin: &str, b: &Batch) -> Result<Vec<Value>, StoreError> {
+    let tx = conn.transaction()?;
+    let mut changed = Vec::new();
+    for h in &b.remove {
+        tx.execute(
+            "DELETE FROM tx_history WHERE coin = ?1 AND tx_hash = ?2",
+            params![coin, h],
+        )?;
+        tx.execute(
+            "DELETE FROM tx_address WHERE coin = ?1 AND tx_hash = ?2",
+            params![coin, h],
+        )?;
+    }
+    for r in &b.upsert {
+        tx.execute(
+            "INSERT OR REPLACE INTO tx_history
+                 (coin, tx_hash, height, timestamp, details, scripts_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                coin,
+                r.tx_hash,
+                to_i64(r.height),
+                to_i64(r.timestamp),
+                r.details.to_string(),
+                r.scripts_key
+            ],
+        )?;
+        tx.execute(
+            "DELETE FROM tx_address WHERE coin = ?1 AND tx_hash = ?2",
+            params![coin, r.tx_hash],
+        )?;
+        for a in &r.my_addresses {
+            tx.execute(
+                "INSERT OR IGNORE INTO tx_address (coin, tx_hash, address) VALUES (?1, ?2, ?3)",
+                params![coin, r.tx_hash, a],
+            )?;
+        }
+        changed.push(r.details.clone());
+    }
+    for (h, height, time) in &b.moved {
+        let old: Option<String> = tx
+            .query_row(
+                "SELECT details FROM tx_history WHERE coin = ?1 AND tx_hash = ?2",
+                params![coin, h],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(old) = old else { continue };
+        let mut d: Value = serde_json::from_str(&old)
+            .map_err(|e| StoreError::Invalid(format!("stored details of {h}: {e}")))?;
+        d["block_height"] = (*height).into();
+        d["timestamp"] = (*time).into();
+        tx.execute(
+            "UPDATE tx_history SET height = ?3, timestamp = ?4, details = ?5
+             WHERE coin = ?1 AND tx_hash = ?2",
+            params![coin, h, to_i64(*height), to_i64(*time), d.to_string()],
+        )?;
+        changed.push(d);
+    }
+    tx.commit()?;
+    Ok(changed)
+}
+
+/// Where a page starts: after `n` entries, or after the entry with this id.
+#[derive(Debug, Clone)]
+pub enum Start {
+    Skip(usize),
+    After(String),
+}
+
+/// One page and where it sits.
+#[derive(Debug, Clone)]
+pub struct Slice {
+    pub total: usize,
+    pub skipped: usize,
+    pub entries: Vec<Value>,
+}
+
+/// A page of a coin's entries, newest first: unmined first, then by height descending, then by
+/// hash. With `addresses`, only entries touching one of them. Only the page's details are read
+/// and parsed. `None` when `Start::After` names no entry.
+pub fn slice(
+    conn: &Connection,
+    coin: &str,
+    addresses: Option<&[String]>,
+    start: &Start,
+    limit: usize,
+) -> Result<Option<Slice>, StoreError> {
+    let filter: Option<HashSet<String>> = match addresses {
+        None => None,
+        Some(list) => {
+            let mut st =
+                conn.prepare("SELECT tx_hash FROM tx_address WHERE coin = ?1 AND address = ?2")?;
+            let mut set = HashSet::new();
+            for a in list {
+                for h in st.query_map(params![coin, a], |r| r.get::<_, String>(0))? {
+                    set.insert(h?);
+                }
+            }
+            Some(set)
+        }
+    };
+    let mut st = conn.prepare(
+        "SELECT tx_hash FROM tx_history WHERE coin = ?1
+         ORDER BY (height = 0) DESC, height DESC, tx_hash ASC",
+    )?;
+    let mut order = Vec::new();
+    for h in st.query_map([coin], |r| r.get::<_, String>(0))? {
+        let h = h?;
+        if filter.as_ref().is_none_or(|f| f.contains(&h)) {
+            order.push(h);
+        }
+    }
+    let skipped = match start {
+        Start::Skip(n) => *n,
+        Start::After(id) => match order.iter().position(|h| h == id) {
+            Some(i) => i + 1,
+            None => return Ok(None),
+        },
+    };
+    let mut get =
+        conn.prepare("SELECT details FROM tx_history WHERE coin = ?1 AND tx_hash = ?2")?;
+    let mut entries = Vec::new();
+    for h in order.iter().skip(skipped).take(limit) {
+        let d: String = get.query_row(params![coin, h], |r| r.get(0))?;
+        entries.push(
+            serde_json::from_str(&d)
+                .map_err(|e| StoreError::Invalid(format!("stored details of {h}: {e}")))?,
+        );
+    }
+    Ok(Some(Slice {
+        total: order.len(),
+        skipped,
+        entries,
+    }))
+}
+
+/// Every entry of a coin (see `slice` for the order and the filter).
+pub fn list(
+    conn: &Connection,
+    coin: &str,
+    addresses: Option<&[String]>,
+) -> Result<Vec<Value>, StoreError> {
+    Ok(slice(conn, coin, addresses, &Start::Skip(0), usize::MAX)?
+        .map(|s| s.entries)
+        .unwrap_or_default())
+}

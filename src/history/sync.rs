@@ -1,0 +1,257 @@
+//! One coin's history sync: histories of every wallet scripthash in one round trip, new
+//! transactions and the outputs their inputs spend in batches, block times from headers, then
+//! one database transaction.
+
+use super::db::{self, Batch, Row};
+use super::derive::{self, Mine, PrevOuts};
+use crate::coins::utxo::UtxoCoin;
+use crate::coins::withdraw::{decode_tx, DecodedTx};
+use crate::electrum::ElectrumError;
+use crate::store::{Store, StoreError};
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::Txid;
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+
+/// How many calls one JSON-RPC array carries, to stay within server limits.
+pub const CHUNK: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("electrum: {0}")]
+    Electrum(#[from] ElectrumError),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("bad data from the server: {0}")]
+    Bad(String),
+}
+
+/// The wallet's scripts: the enabled address (Iguana) or every known address of every account
+/// (HD), each with its address script's scripthash.
+pub async fn wallet_scripts(coin: &UtxoCoin) -> (Mine, Vec<String>) {
+    let mut list: Vec<(String, Option<String>)> = Vec::new();
+    match &coin.hd {
+        None => list.push((coin.address.clone(), coin.scripthashes.first().cloned())),
+        Some(hd) => {
+            for account in hd.accounts.lock().await.values() {
+                for a in account.all() {
+                    list.push((a.address.clone(), a.scripthashes.first().cloned()));
+                }
+            }
+        }
+    }
+    let mut mine = Mine::default();
+    let mut shs = Vec::new();
+    for (address, sh) in list {
+        let Ok(kind) = crate::coins::address::parse(&coin.conf, &address) else {
+            continue;
+        };
+        mine.scripts
+            .insert(crate::coins::address::script_pubkey(&kind), address);
+        if let Some(sh) = sh {
+            if !shs.contains(&sh) {
+                shs.push(sh);
+            }
+        }
+    }
+    (mine, shs)
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>, SyncError> {
+    if !s.len().is_multiple_of(2) {
+        return Err(SyncError::Bad(format!(
+            "odd-length hex ({} chars)",
+            s.len()
+        )));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(s.get(i..i + 2).unwrap_or("zz"), 16)
+                .map_err(|_| SyncError::Bad("non-hex data".into()))
+        })
+        .collect()
+}
+
+async fn fetch_txs(
+    coin: &UtxoCoin,
+    ids: &[String],
+) -> Result<HashMap<String, (Vec<u8>, DecodedTx)>, SyncError> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        let raws = coin.pool.transactions(chunk).await?;
+        for (id, hex) in chunk.iter().zip(raws) {
+            let bytes = unhex(&hex)?;
+            let tx = decode_tx(&coin.conf, &bytes)
+                .map_err(|e| SyncError::Bad(format!("tx {id}: {e}")))?;
+            if tx.txid.to_string() != *id {
+                return Err(SyncError::Bad(format!("asked for {id}, got {}", tx.txid)));
+            }
+            out.insert(id.clone(), (bytes, tx));
+        }
+    }
+    Ok(out)
+}
+
+async fn block_times(coin: &UtxoCoin, heights: &[u64]) -> Result<HashMap<u64, u64>, SyncError> {
+    let mut out = HashMap::new();
+    for chunk in heights.chunks(CHUNK) {
+        for (h, hex) in chunk.iter().zip(coin.pool.headers(chunk).await?) {
+            let t = derive::header_time(&unhex(&hex)?)
+                .ok_or_else(|| SyncError::Bad(format!("header {h} too short")))?;
+            out.insert(*h, t);
+        }
+    }
+    Ok(out)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// One sync step. `progress` hears how many transactions are left to fetch. Returns the
+/// details of every new or changed entry.
+pub async fn sync_once(
+    coin: &UtxoCoin,
+    store: &Store,
+    progress: &(dyn Fn(usize) + Send + Sync),
+) -> Result<Vec<Value>, SyncError> {
+    let ticker = coin.ticker().to_string();
+    let (mine, shs) = wallet_scripts(coin).await;
+    // Subscribes the scripthashes (with the balance cache on), so their changes reach us.
+    coin.pool.balances(&shs).await?;
+    let histories = coin.pool.histories(&shs).await?;
+    let mut heights: HashMap<String, u64> = HashMap::new();
+    for item in histories.into_iter().flatten() {
+        let h = u64::try_from(item.height).unwrap_or(0);
+        let e = heights.entry(item.tx_hash).or_insert(h);
+        *e = (*e).max(h);
+    }
+    let mut keys: Vec<&String> = shs.iter().collect();
+    keys.sort();
+    let joined: String = keys
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let scripts_key = sha256::Hash::hash(joined.as_bytes()).to_string();
+    let t = ticker.clone();
+    let key = scripts_key.clone();
+    let known = store.call(move |c| db::known(c, &t, &key)).await?;
+
+    let mut batch = Batch {
+        remove: known
+            .keys()
+            .filter(|h| !heights.contains_key(*h))
+            .cloned()
+            .collect(),
+        ..Default::default()
+    };
+    let mut new_ids = Vec::new();
+    for (id, &h) in &heights {
+        match known.get(id) {
+            Some(k) if k.current => {
+                if k.height != h {
+                    batch.moved.push((id.clone(), h, 0));
+                }
+            }
+            _ => new_ids.push(id.clone()),
+        }
+    }
+    // Oldest first, so a spend and the tx it spends tend to share a chunk (no extra fetch).
+    new_ids.sort_by_key(|id| {
+        let h = heights.get(id).copied().unwrap_or(0);
+        (if h == 0 { u64::MAX } else { h }, id.clone())
+    });
+    let seen = now();
+    let mut times: HashMap<u64, u64> = HashMap::new();
+    let mut changed = Vec::new();
+    // Each chunk is fetched, derived and committed on its own: a long first sync keeps what it
+    // has done if it fails half-way, and memory stays bounded.
+    for (i, chunk) in new_ids.chunks(CHUNK).enumerate() {
+        progress(new_ids.len() - i * CHUNK);
+        let txs = fetch_txs(coin, chunk).await?;
+        let missing: BTreeSet<String> = txs
+            .values()
+            .flat_map(|(_, tx)| tx.inputs.iter())
+            .filter(|(txid, _)| *txid != Txid::all_zeros())
+            .map(|(txid, _)| txid.to_string())
+            .filter(|id| !txs.contains_key(id))
+            .collect();
+        let missing: Vec<String> = missing.into_iter().collect();
+        let prev_txs = fetch_txs(coin, &missing).await?;
+        let mut prevs = PrevOuts::new();
+        for (_, tx) in txs.values().chain(prev_txs.values()) {
+            for (n, out) in tx.outputs.iter().enumerate() {
+                prevs.insert((tx.txid, n as u32), out.clone());
+            }
+        }
+        let want: Vec<u64> = chunk
+            .iter()
+            .filter_map(|id| heights.get(id).copied())
+            .filter(|h| *h > 0 && !times.contains_key(h))
+            .collect::<BTreeSet<u64>>()
+            .into_iter()
+            .collect();
+        times.extend(block_times(coin, &want).await?);
+        let mut part = Batch::default();
+        for id in chunk {
+            let Some((raw, tx)) = txs.get(id) else {
+                continue;
+            };
+            let h = heights.get(id).copied().unwrap_or(0);
+            let ts = time_of(h, id, &times, &known, seen);
+            let d = derive::derive(&coin.conf, raw, tx, &prevs, &mine, h, ts)
+                .map_err(|e| SyncError::Bad(e.to_string()))?;
+            part.upsert.push(Row {
+                tx_hash: id.clone(),
+                height: h,
+                timestamp: ts,
+                details: d.details,
+                my_addresses: d.my_addresses,
+                scripts_key: scripts_key.clone(),
+            });
+        }
+        let t = ticker.clone();
+        changed.extend(store.call(move |c| db::apply(c, &t, &part)).await?);
+    }
+    progress(0);
+    // Then moves and removals, in one transaction.
+    let want: Vec<u64> = batch
+        .moved
+        .iter()
+        .map(|m| m.1)
+        .filter(|h| *h > 0 && !times.contains_key(h))
+        .collect::<BTreeSet<u64>>()
+        .into_iter()
+        .collect();
+    times.extend(block_times(coin, &want).await?);
+    for m in &mut batch.moved {
+        m.2 = time_of(m.1, &m.0, &times, &known, seen);
+    }
+    if batch.moved.is_empty() && batch.remove.is_empty() {
+        return Ok(changed);
+    }
+    let t = ticker;
+    changed.extend(store.call(move |c| db::apply(c, &t, &batch)).await?);
+    Ok(changed)
+}
+
+/// A block's time, or for an unmined tx the first time we saw it (kept across syncs).
+fn time_of(
+    h: u64,
+    id: &str,
+    times: &HashMap<u64, u64>,
+    known: &HashMap<String, db::Known>,
+    seen: u64,
+) -> u64 {
+    if h > 0 {
+        times.get(&h).copied().unwrap_or(seen)
+    } else {
+        known
+            .get(id)
+            .map_or(seen, |k| if k.height == 0 { k.timestamp } else { seen })
+    }
+}

@@ -1,0 +1,246 @@
+//! `my_tx_history`, v2 and legacy: pages of the coin's stored history, newest first, with
+//! `confirmations` computed against the current tip.
+
+use super::{Reply, RpcError};
+use crate::coins::utxo::UtxoCoin;
+use crate::crypto::hd::Chain;
+use crate::ctx::Ctx;
+use crate::history::{db, derive, SyncStatus};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Deserialize)]
+enum PagingOptions {
+    PageNumber(usize),
+    FromId(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Target {
+    Iguana,
+    AccountId {
+        account_id: u32,
+    },
+    AddressId {
+        account_id: u32,
+        chain: Chain,
+        address_id: u32,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+struct V2Req {
+    coin: String,
+    #[serde(default = "ten")]
+    limit: usize,
+    paging_options: Option<PagingOptions>,
+    target: Option<Target>,
+}
+
+fn ten() -> usize {
+    10
+}
+
+/// The wallet addresses a target covers; `None` means every entry (Iguana).
+async fn target_addresses(
+    coin: &UtxoCoin,
+    target: &Target,
+) -> Result<Option<Vec<String>>, RpcError> {
+    let Some(hd) = &coin.hd else {
+        return match target {
+            Target::Iguana => Ok(None),
+            other => Err(RpcError::InvalidTarget(format!(
+                "Expected \"Iguana\" target, found: {other:?}"
+            ))),
+        };
+    };
+    let accounts = hd.accounts.lock().await;
+    match target {
+        Target::Iguana => Err(RpcError::InvalidTarget(
+            "Expected \"AccountId\" or \"AddressId\" target, found: Iguana".into(),
+        )),
+        Target::AccountId { account_id } => {
+            let a = accounts.get(account_id).ok_or_else(|| {
+                RpcError::InvalidTarget(format!("Unknown account_id: {account_id}"))
+            })?;
+            Ok(Some(a.all().map(|x| x.address.clone()).collect()))
+        }
+        Target::AddressId {
+            account_id,
+            chain,
+            address_id,
+        } => {
+            let a = accounts.get(account_id).ok_or_else(|| {
+                RpcError::InvalidTarget(format!("Unknown account_id: {account_id}"))
+            })?;
+            let addr = a
+                .chain(*chain)
+                .iter()
+                .find(|x| x.index == *address_id)
+                .ok_or_else(|| {
+                    RpcError::InvalidTarget(format!(
+                        "Unknown address: {account_id}/{chain:?}/{address_id}"
+                    ))
+                })?;
+            Ok(Some(vec![addr.address.clone()]))
+        }
+    }
+}
+
+/// What both dialects answer from.
+struct Page {
+    transactions: Vec<Value>,
+    skipped: usize,
+    total: usize,
+    current_block: u64,
+    sync_status: SyncStatus,
+}
+
+/// A page of the coin's entries for `addresses`; the coin's sync must be running.
+async fn page(
+    ctx: &Ctx,
+    coin: &UtxoCoin,
+    addresses: Option<Vec<String>>,
+    start: db::Start,
+    limit: usize,
+) -> Result<Page, RpcError> {
+    let ticker = coin.ticker().to_string();
+    let status = ctx.history.status(&ticker);
+    let store = match (&status, ctx.history.store()) {
+        (SyncStatus::NotEnabled, _) | (_, None) => {
+            return Err(RpcError::StorageIsNotInitialized(format!(
+                "{ticker} was activated without tx_history"
+            )))
+        }
+        (_, Some(s)) => s.clone(),
+    };
+    let tip = coin.pool.tip_height().await.map_err(RpcError::Electrum)?;
+    let st = start.clone();
+    let slice = store
+        .call(move |c| db::slice(c, &ticker, addresses.as_deref(), &st, limit))
+        .await
+        .map_err(|e| RpcError::StorageError(e.to_string()))?
+        .ok_or_else(|| match start {
+            db::Start::After(id) => {
+                RpcError::StorageError(format!("from_id {id} is not in the history"))
+            }
+            db::Start::Skip(_) => RpcError::Internal("page start not found".into()),
+        })?;
+    let transactions = slice
+        .entries
+        .into_iter()
+        .map(|mut t| {
+            let h = t["block_height"].as_u64().unwrap_or(0);
+            t["confirmations"] = derive::confirmations(tip, h).into();
+            t
+        })
+        .collect();
+    Ok(Page {
+        transactions,
+        skipped: slice.skipped,
+        total: slice.total,
+        current_block: tip,
+        sync_status: status,
+    })
+}
+
+fn start_of(from_id: Option<&str>, page: usize, limit: usize) -> db::Start {
+    match from_id {
+        Some(id) => db::Start::After(id.to_string()),
+        None => db::Start::Skip(page.saturating_sub(1).saturating_mul(limit)),
+    }
+}
+
+fn total_pages(total: usize, limit: usize) -> usize {
+    if limit == 0 {
+        0
+    } else {
+        total.div_ceil(limit)
+    }
+}
+
+/// v2 `my_tx_history`.
+pub async fn my_tx_history_v2(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
+    let req: V2Req = super::parse(params)?;
+    let coin = ctx
+        .coins
+        .get(&req.coin)
+        .ok_or_else(|| RpcError::CoinIsNotActive(req.coin.clone()))?;
+    let target = req.target.clone().unwrap_or(Target::Iguana);
+    let target_json = match &target {
+        Target::Iguana => json!({"type": "iguana"}),
+        Target::AccountId { account_id } => json!({"type": "account_id", "account_id": account_id}),
+        Target::AddressId {
+            account_id,
+            chain,
+            address_id,
+        } => {
+            json!({"type": "address_id", "account_id": account_id, "chain": format!("{chain:?}"), "address_id": address_id})
+        }
+    };
+    let addresses = target_addresses(&coin, &target).await?;
+    let paging = req.paging_options.unwrap_or(PagingOptions::PageNumber(1));
+    let (from_id, page_no, paging_json) = match &paging {
+        PagingOptions::PageNumber(n) => (None, *n, json!({"PageNumber": n})),
+        PagingOptions::FromId(id) => (Some(id.as_str()), 1, json!({"FromId": id})),
+    };
+    let start = start_of(from_id, page_no, req.limit);
+    let p = page(&ctx, &coin, addresses, start, req.limit).await?;
+    Ok(Reply::Json(json!({
+        "coin": coin.ticker(),
+        "target": target_json,
+        "current_block": p.current_block,
+        "transactions": p.transactions,
+        "sync_status": p.sync_status.to_json(),
+        "limit": req.limit,
+        "skipped": p.skipped,
+        "total": p.total,
+        "total_pages": total_pages(p.total, req.limit),
+        "paging_options": paging_json,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct LegacyReq {
+    coin: String,
+    #[serde(default = "ten")]
+    limit: usize,
+    from_id: Option<String>,
+    #[serde(default)]
+    max: bool,
+    page_number: Option<usize>,
+}
+
+/// Legacy `my_tx_history`: `{"result": {...}}`; `max: true` returns every entry.
+pub async fn my_tx_history(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
+    let req: LegacyReq = super::parse(req)?;
+    let coin = ctx
+        .coins
+        .get(&req.coin)
+        .ok_or_else(|| RpcError::NoSuchCoin(req.coin.clone()))?;
+    let page_no = req.page_number.unwrap_or(1);
+    // `max`: every entry (after `from_id`, if given); the limit shown is the total.
+    let (start, take) = if req.max {
+        (start_of(req.from_id.as_deref(), 1, 0), usize::MAX)
+    } else {
+        (
+            start_of(req.from_id.as_deref(), page_no, req.limit),
+            req.limit,
+        )
+    };
+    let p = page(&ctx, &coin, None, start, take).await?;
+    let limit = if req.max { p.total } else { req.limit };
+    Ok(Reply::Json(json!({"result": {
+        "transactions": p.transactions,
+        "limit": limit,
+        "skipped": p.skipped,
+        "from_id": req.from_id,
+        "total": p.total,
+        "current_block": p.current_block,
+        "sync_status": p.sync_status.to_json(),
+        "page_number": req.page_number,
+        "total_pages": total_pages(p.total, limit),
+    }})))
+}
