@@ -5,6 +5,8 @@
 //!
 //! A stack that cannot start fails the tests that need it with start.sh's stderr; nothing skips.
 
+pub mod wallet;
+
 use super::{Kdfd, Launch, USERPASS};
 use serde_json::{json, Value};
 use std::collections::HashMap;
