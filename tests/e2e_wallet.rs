@@ -236,6 +236,12 @@ fn received_by(stack: &Stack, address: &str) -> i64 {
 
 /// Scenario 2 (issue 13.4): withdrawals from an Iguana and an HD wallet, P2PKH and P2WPKH, to the
 /// node and between the wallets; `max`; re-broadcasts; `task::withdraw` once. The node judges.
+///
+/// Re-broadcasts, as observed: while the tx is in the mempool the node (Litecoin 0.21) accepts
+/// it again and ElectrumX answers its txid, so kdfd answers the same `tx_hash`, as KDF does. Once
+/// mined the node refuses it (-27 "Transaction already in block chain"); ElectrumX wraps that as
+/// "the transaction was rejected by network rules.\n\nTransaction already in block chain\n[hex]"
+/// and kdfd passes the text through in a legacy 500 `{"error"}`, as KDF passes Electrum errors.
 #[test]
 fn withdraw_checked_by_the_node() {
     let _user = SHARED_STACK.user();
