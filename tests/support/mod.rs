@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod electrum_fake;
+pub mod regtest;
 
 use kdfd::client::Client;
 use serde_json::{json, Value};
