@@ -188,9 +188,9 @@ pub fn v2(name: &str) -> Option<&'static Method> {
 
 /// The entry an item of `dialect` reaches: legacy first (falling back to v2, as KDF 2.5 does),
 /// v2 only for mmrpc items.
-pub fn find(dialect: super::dispatch::Dialect, name: &str) -> Option<&'static Method> {
+pub fn find(dialect: super::answer::Dialect, name: &str) -> Option<&'static Method> {
     match dialect {
-        super::dispatch::Dialect::MmRpc => v2(name),
+        super::answer::Dialect::MmRpc => v2(name),
         _ => legacy(name).or_else(|| v2(name)),
     }
 }
