@@ -5,6 +5,7 @@ mod activation;
 mod address;
 mod coins;
 mod evm;
+mod field;
 mod hd;
 mod node;
 mod send;
@@ -28,6 +29,15 @@ pub enum Reply {
     Text(String),
     /// A body with its own status, sent as is in both envelopes (KDF's `disable_coin` errors).
     Status(StatusCode, Value),
+}
+
+impl Reply {
+    /// A typed answer as JSON.
+    pub fn json<T: serde::Serialize>(answer: &T) -> Result<Reply, RpcError> {
+        serde_json::to_value(answer)
+            .map(Reply::Json)
+            .map_err(|e| RpcError::Internal(e.to_string()))
+    }
 }
 
 /// The future a handler returns.
@@ -211,6 +221,12 @@ pub fn parse<T: serde::de::DeserializeOwned>(params: Value) -> Result<T, RpcErro
         v => v,
     };
     serde_json::from_value(params).map_err(|e| RpcError::InvalidParams(e.to_string()))
+}
+
+/// `parse` without taking the params: for a legacy request a handler also keeps whole (the
+/// activation request stored for atomic rollback).
+pub fn parse_ref<T: serde::de::DeserializeOwned>(params: &Value) -> Result<T, RpcError> {
+    T::deserialize(params).map_err(|e| RpcError::InvalidParams(e.to_string()))
 }
 
 /// A required string field of a legacy request, with KDF's `No '<field>' field` error.
