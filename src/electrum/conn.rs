@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::AbortHandle;
@@ -16,8 +16,6 @@ use tokio_rustls::rustls;
 
 /// Largest line accepted from a server; a longer one means a broken or hostile server.
 const MAX_LINE: u64 = 32 * 1024 * 1024;
-/// Most requests sent in one JSON-RPC array.
-const MAX_ARRAY: usize = 500;
 
 type Reply = Result<Value, ElectrumError>;
 
@@ -74,7 +72,7 @@ pub struct Connection {
     pending: Pending,
     next_id: AtomicU64,
     closed: Arc<AtomicBool>,
-    /// The server holds small replies (ElectrumX): pad small writes, see `write_loop`.
+    /// The server holds small replies (ElectrumX): pad small writes, see `writer::write_loop`.
     pad: Arc<AtomicBool>,
     notifications: broadcast::Sender<Notification>,
     tasks: Vec<AbortHandle>,
@@ -169,7 +167,12 @@ impl Connection {
             notify_tx.clone(),
         ));
         let pad = Arc::new(AtomicBool::new(false));
-        let writer = tokio::spawn(write_loop(write, rx, closed.clone(), pad.clone()));
+        let writer = tokio::spawn(super::writer::write_loop(
+            write,
+            rx,
+            closed.clone(),
+            pad.clone(),
+        ));
         Arc::new(Connection {
             label: spec.url.clone(),
             timeout: spec.timeout,
@@ -278,72 +281,6 @@ fn fail_all(pending: &Pending, reason: &ElectrumError) {
     }
 }
 
-/// Id of the filler request; its answer matches no waiter and is dropped.
-const FILLER_ID: u64 = u64::MAX;
-/// Methods whose answers are small (about 45 to 110 bytes each).
-const SMALL_REPLIES: &[&str] = &[
-    "blockchain.scripthash.get_balance",
-    "blockchain.scripthash.subscribe",
-    "blockchain.scripthash.unsubscribe",
-    "server.ping",
-    "blockchain.estimatefee",
-    "blockchain.relayfee",
-];
-
-/// Stock ElectrumX 2.0 holds any answer under 1 KiB for up to a second (to pad it), once a
-/// connection has received 1 KiB. A write whose answers would all be small therefore carries one
-/// extra request with a ~1.3 KiB answer (8 block headers from genesis), so the answer leaves at once.
-fn needs_filler(items: &[Value]) -> bool {
-    // 24 answers of the smallest kind still make less than 1.1 KiB.
-    items.len() < 24
-        && items.iter().all(|r| {
-            r.get("method")
-                .and_then(Value::as_str)
-                .is_some_and(|m| SMALL_REPLIES.contains(&m))
-        })
-}
-
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut write: W,
-    mut rx: mpsc::UnboundedReceiver<Value>,
-    closed: Arc<AtomicBool>,
-    pad: Arc<AtomicBool>,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut items = vec![first];
-        // Linger while requests keep arriving (the rest of a batch is being queued, maybe on
-        // another worker thread), so one batch leaves as one array; stop as soon as a yield
-        // brings nothing new.
-        loop {
-            tokio::task::yield_now().await;
-            let before = items.len();
-            while items.len() < MAX_ARRAY {
-                match rx.try_recv() {
-                    Ok(v) => items.push(v),
-                    Err(_) => break,
-                }
-            }
-            if items.len() == before || items.len() >= MAX_ARRAY {
-                break;
-            }
-        }
-        if pad.load(Ordering::Acquire) && needs_filler(&items) {
-            items.push(json!({"jsonrpc": "2.0", "id": FILLER_ID, "method": "blockchain.block.headers", "params": [0, 8]}));
-        }
-        let mut line = if items.len() == 1 {
-            items.pop().map(|v| v.to_string()).unwrap_or_default()
-        } else {
-            Value::Array(items).to_string()
-        };
-        line.push('\n');
-        tracing::trace!(bytes = line.len(), "electrum write");
-        if write.write_all(line.as_bytes()).await.is_err() || write.flush().await.is_err() {
-            closed.store(true, Ordering::Release);
-            return;
-        }
-    }
-}
-
 async fn read_loop<R: AsyncRead + Unpin>(
     label: String,
     read: R,
@@ -416,34 +353,5 @@ fn dispatch(label: &str, msg: Value, pending: &Pending, notify: &broadcast::Send
     };
     for tx in waiters {
         let _ = tx.send(reply.clone());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(method: &str) -> Value {
-        json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": []})
-    }
-
-    #[test]
-    fn only_small_writes_get_a_filler() {
-        assert!(needs_filler(&[req("blockchain.scripthash.get_balance")]));
-        assert!(needs_filler(&[
-            req("blockchain.scripthash.get_balance"),
-            req("blockchain.scripthash.subscribe")
-        ]));
-        // Big enough on their own, or answers of unknown size.
-        assert!(needs_filler(&vec![
-            req("blockchain.scripthash.subscribe");
-            23
-        ]));
-        assert!(!needs_filler(&vec![
-            req("blockchain.scripthash.get_balance");
-            24
-        ]));
-        assert!(!needs_filler(&[req("blockchain.transaction.get")]));
-        assert!(!needs_filler(&[req("server.version")]));
     }
 }

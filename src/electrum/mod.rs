@@ -2,6 +2,8 @@
 //!
 //! - `conn`: one connection; same-instant requests leave as one JSON-RPC array, identical
 //!   concurrent reads share one upstream call.
+//! - `writer`: a connection's writer task, and the filler that keeps ElectrumX from holding small
+//!   replies.
 //! - `hub`: connections shared by every coin that lists the same server.
 //! - `pool`: one coin's servers in priority order: failover, back-off, keep-alive pings, and a
 //!   balance cache kept fresh by scripthash subscriptions.
@@ -19,6 +21,7 @@ mod pool;
 mod reads;
 pub(crate) mod tls;
 mod watch;
+mod writer;
 
 pub use conn::{Connection, Notification};
 pub use hub::Hub;

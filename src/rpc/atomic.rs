@@ -3,8 +3,10 @@
 //! another; when one fails, the effects of those before it are undone in reverse order (an
 //! activation is deactivated, a deactivation re-activated with its original request).
 
+use super::answer::{kind_of, Dialect, Head};
+use super::auth::Caller;
 use super::batch;
-use super::dispatch::{self, Caller, Dialect, Head};
+use super::call;
 use super::error::RpcError;
 use super::methods::{self, Effect};
 use crate::ctx::Ctx;
@@ -53,10 +55,7 @@ pub async fn run(
 /// and a valid userpass.
 async fn validate(ctx: &Ctx, caller: &Caller, item: &Value) -> Result<(), String> {
     if !item.is_object() {
-        return Err(format!(
-            "item is {}, not a request object",
-            dispatch::kind_of(item)
-        ));
+        return Err(format!("item is {}, not a request object", kind_of(item)));
     }
     let head = Head::of(item);
     let method = head.method.ok_or("item has no string 'method'")?;
@@ -79,7 +78,7 @@ async fn validate(ctx: &Ctx, caller: &Caller, item: &Value) -> Result<(), String
         (None, Dialect::JsonRpc) => header.as_ref(),
         (u, _) => u,
     };
-    dispatch::admit(ctx, caller, entry, userpass)
+    call::admit(ctx, caller, entry, userpass)
         .await
         .map_err(|e| e.to_string())
 }

@@ -1,12 +1,43 @@
 //! The userpass check every non-public item goes through; the brute-force state it feeds is
-//! `crate::guard`.
+//! `crate::guard`, and `Caller`, who is asking.
 
-use super::dispatch::Caller;
 use super::error::RpcError;
 use crate::ctx::Ctx;
 use bitcoin::hashes::{sha256, Hash};
 use serde_json::Value;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Who sent the request, for the local-only and brute-force checks.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The TCP peer address.
+    pub ip: IpAddr,
+    /// Shared by the items of one HTTP request, so a batch counts as one attempt.
+    pub attempt: Arc<crate::guard::Attempt>,
+    /// The password of an `Authorization` header (JSON-RPC 2.0 items only).
+    pub header_userpass: Option<Arc<str>>,
+}
+
+impl Caller {
+    /// A caller for one new HTTP request.
+    pub fn new(ip: IpAddr, header_userpass: Option<String>) -> Caller {
+        Caller {
+            ip,
+            attempt: Arc::default(),
+            header_userpass: header_userpass.map(Arc::from),
+        }
+        .canonical()
+    }
+
+    /// IPv4 clients of a dual-stack listener arrive as `::ffff:a.b.c.d`; see them as IPv4, so
+    /// `127.0.0.1` is loopback however the daemon listens.
+    fn canonical(mut self) -> Caller {
+        self.ip = self.ip.to_canonical();
+        self
+    }
+}
 
 /// Compares without an early exit, so timing tells nothing about how much of a guess was right.
 /// Hashing first makes the length of the secret invisible too.

@@ -8,7 +8,9 @@
 //!   deactivation. Items for other coins still run side by side.
 //! - Per-method caps: items of a method past its cap get an error slot and do not run.
 
-use super::dispatch::{self, Answer, Caller, Dialect, Head};
+use super::answer::{Answer, Dialect, Head};
+use super::auth::Caller;
+use super::dispatch;
 use super::error::RpcError;
 use super::methods::{self, Effect};
 use crate::ctx::Ctx;

@@ -1,8 +1,9 @@
 //! One HTTP request: CORS preflight, method and size checks, JSON parsing, then a single item or a
 //! batch. Any path is accepted and any content type is read as JSON, as KDF does.
 
+use super::answer::Body as AnswerBody;
+use super::auth::Caller;
 use super::batch;
-use super::dispatch::{Body as AnswerBody, Caller};
 use super::error::RpcError;
 use crate::ctx::Ctx;
 use bytes::Bytes;

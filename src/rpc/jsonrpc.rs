@@ -2,9 +2,11 @@
 //! methods as KDF's envelopes, with `params` as an object, `id` matching, standard error codes,
 //! notifications, and the userpass in `params.userpass` or an `Authorization` header.
 
-use super::dispatch::{admit, reply_answer, Answer, Body, Caller};
+use super::answer::{kind_of, Answer, Body};
+use super::auth::Caller;
+use super::call::{call, no_such_method};
 use super::error::RpcError;
-use super::methods::{self, Method};
+use super::methods::{self, Method, Reply};
 use crate::ctx::Ctx;
 use hyper::StatusCode;
 use serde_json::{json, Map, Value};
@@ -56,7 +58,7 @@ pub async fn process(ctx: &Arc<Ctx>, caller: &Caller, mut obj: Map<String, Value
         Some(other) => {
             let e = RpcError::InvalidParams(format!(
                 "params must be an object of named parameters, got {}",
-                super::dispatch::kind_of(&other)
+                kind_of(&other)
             ));
             return error(&id, &e);
         }
@@ -97,7 +99,7 @@ async fn run(
     userpass: Option<Value>,
 ) -> Result<Value, RpcError> {
     // The legacy table takes top-level fields, which are exactly the named params.
-    let (method, input): (&Method, Value) = if let Some(m) = methods::legacy(name) {
+    let (method, input): (&'static Method, Value) = if let Some(m) = methods::legacy(name) {
         let mut req = params;
         req.insert("method".into(), json!(name));
         (m, Value::Object(req))
@@ -109,28 +111,13 @@ async fn run(
         };
         (m, input)
     } else {
-        admit(ctx, caller, &Method::private_probe(), userpass.as_ref()).await?;
-        return Err(RpcError::NoSuchMethod);
+        return Err(no_such_method(ctx, caller, userpass.as_ref()).await);
     };
-    admit(ctx, caller, method, userpass.as_ref()).await?;
-    let reply = (method.handler)(ctx.clone(), input).await?;
-    match reply_answer(reply, |v| v) {
-        Answer {
-            body: Body::Json(v),
-            status,
-        } if status.is_success() => Ok(v),
-        Answer {
-            body: Body::Json(v),
-            ..
-        } => Err(status_error(v)),
-        Answer {
-            body: Body::Text(t),
-            ..
-        } => Ok(Value::String(t)),
-        Answer {
-            body: Body::Nothing,
-            ..
-        } => Ok(Value::Null),
+    match call(ctx, caller, method, userpass.as_ref(), input).await? {
+        Reply::Json(v) => Ok(v),
+        Reply::Status(status, v) if status.is_success() => Ok(v),
+        Reply::Status(_, v) => Err(status_error(v)),
+        Reply::Text(t) => Ok(Value::String(t)),
     }
 }
 

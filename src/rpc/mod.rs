@@ -5,16 +5,20 @@
 //! - `http`: one HTTP request → body checks → single item or batch.
 //! - `batch`: concurrent items, answers in request order, dependency-safe, per-method caps.
 //! - `atomic`: `{"batch", "atomicBatch"}` envelopes: all-or-nothing item sets with rollback.
-//! - `jsonrpc`: the JSON-RPC 2.0 dialect.
-//! - `dispatch`: one item → envelope, local-only, userpass, handler.
-//! - `auth`: the userpass check.
+//! - `dispatch`: the envelope step: one item → its dialect's processor (legacy, mmrpc 2.0 here).
+//! - `jsonrpc`: the JSON-RPC 2.0 dialect's processor.
+//! - `call`: below every processor: admit (local-only, userpass), then the handler.
+//! - `answer`: `Answer`, `Dialect` and the `Head` read of an item; no I/O.
+//! - `auth`: `Caller` and the userpass check.
 //! - `error`: every error and its legacy and mmrpc 2.0 shapes.
 //! - `methods`: the dispatch tables and the handlers.
 //! - `sse`: the `/event-stream` endpoint (KDF's SSE).
 
+mod answer;
 mod atomic;
 mod auth;
 mod batch;
+mod call;
 mod dispatch;
 pub mod error;
 mod http;

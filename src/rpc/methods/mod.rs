@@ -5,6 +5,7 @@ mod activation;
 mod address;
 mod coins;
 mod evm;
+mod field;
 mod hd;
 mod history;
 mod node;
@@ -29,6 +30,15 @@ pub enum Reply {
     Text(String),
     /// A body with its own status, sent as is in both envelopes (KDF's `disable_coin` errors).
     Status(StatusCode, Value),
+}
+
+impl Reply {
+    /// A typed answer as JSON.
+    pub fn json<T: serde::Serialize>(answer: &T) -> Result<Reply, RpcError> {
+        serde_json::to_value(answer)
+            .map(Reply::Json)
+            .map_err(|e| RpcError::Internal(e.to_string()))
+    }
 }
 
 /// The future a handler returns.
@@ -194,9 +204,9 @@ pub fn v2(name: &str) -> Option<&'static Method> {
 
 /// The entry an item of `dialect` reaches: legacy first (falling back to v2, as KDF 2.5 does),
 /// v2 only for mmrpc items.
-pub fn find(dialect: super::dispatch::Dialect, name: &str) -> Option<&'static Method> {
+pub fn find(dialect: super::answer::Dialect, name: &str) -> Option<&'static Method> {
     match dialect {
-        super::dispatch::Dialect::MmRpc => v2(name),
+        super::answer::Dialect::MmRpc => v2(name),
         _ => legacy(name).or_else(|| v2(name)),
     }
 }
@@ -217,6 +227,12 @@ pub fn parse<T: serde::de::DeserializeOwned>(params: Value) -> Result<T, RpcErro
         v => v,
     };
     serde_json::from_value(params).map_err(|e| RpcError::InvalidParams(e.to_string()))
+}
+
+/// `parse` without taking the params: for a legacy request a handler also keeps whole (the
+/// activation request stored for atomic rollback).
+pub fn parse_ref<T: serde::de::DeserializeOwned>(params: &Value) -> Result<T, RpcError> {
+    T::deserialize(params).map_err(|e| RpcError::InvalidParams(e.to_string()))
 }
 
 /// A required string field of a legacy request, with KDF's `No '<field>' field` error.

@@ -2,19 +2,38 @@
 
 use super::{Reply, RpcError};
 use crate::ctx::Ctx;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::sync::Arc;
+
+/// `version`'s answer. None of these methods takes params (KDF ignores any).
+#[derive(Serialize)]
+struct Version {
+    result: String,
+    datetime: &'static str,
+}
+
+/// `stop`'s answer.
+#[derive(Serialize)]
+struct Done {
+    result: &'static str,
+}
 
 /// `version`: `{"result": "<version>_<git hash>", "datetime": "<build time>"}`.
 pub async fn version(_ctx: Arc<Ctx>, _req: Value) -> Result<Reply, RpcError> {
     // The answer never changes: build it once (it is the hottest public method).
     static ANSWER: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
-    let answer = ANSWER.get_or_init(|| {
-        json!({
-            "result": crate::version_string(),
-            "datetime": crate::build_datetime(),
-        })
-    });
+    let answer = match ANSWER.get() {
+        Some(answer) => answer,
+        None => {
+            let answer = serde_json::to_value(Version {
+                result: crate::version_string(),
+                datetime: crate::build_datetime(),
+            })
+            .map_err(|e| RpcError::Internal(e.to_string()))?;
+            ANSWER.get_or_init(|| answer)
+        }
+    };
     Ok(Reply::Json(answer.clone()))
 }
 
@@ -30,5 +49,5 @@ pub async fn help(_ctx: Arc<Ctx>, _req: Value) -> Result<Reply, RpcError> {
 /// `stop`: answers, then starts a graceful shutdown that lets in-flight requests finish.
 pub async fn stop(ctx: Arc<Ctx>, _req: Value) -> Result<Reply, RpcError> {
     ctx.request_shutdown();
-    Ok(Reply::Json(json!({"result": "success"})))
+    Reply::json(&Done { result: "success" })
 }
