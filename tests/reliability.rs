@@ -331,3 +331,69 @@ async fn secrets_never_reach_the_logs() {
         assert!(!log.contains(secret), "log contains a secret: {secret}");
     }
 }
+
+#[tokio::test]
+async fn wallet_secrets_never_reach_the_logs() {
+    // A new HD wallet at trace level: the generated mnemonic, the wallet password and the
+    // passwords of the wallet methods must not appear in the log, whatever the methods do.
+    let dbdir = tempfile::tempdir().unwrap();
+    let password = "Wallet!Secret-123";
+    let mut conf = base_conf(shipped_coins());
+    let o = conf.as_object_mut().unwrap();
+    o.remove("passphrase");
+    o.insert("wallet_name".into(), json!("alice"));
+    o.insert("wallet_password".into(), json!(password));
+    o.insert("enable_hd".into(), json!(true));
+    o.insert("dbdir".into(), json!(dbdir.path()));
+    let k = Kdfd::launch(Launch {
+        conf: Some(conf),
+        env: vec![("RUST_LOG", "trace".into())],
+        ..Launch::default()
+    })
+    .unwrap();
+    let v2 = |method: &str, params: serde_json::Value| json!({"mmrpc": "2.0", "userpass": USERPASS, "method": method, "params": params});
+    let (_, v) = k
+        .post(&v2(
+            "get_mnemonic",
+            json!({"format": "plaintext", "password": password}),
+        ))
+        .await;
+    let mnemonic = v["result"]["mnemonic"]
+        .as_str()
+        .expect("mnemonic")
+        .to_string();
+    let new_password = "Wallet!Secret-456";
+    k.post(&v2(
+        "get_mnemonic",
+        json!({"format": "plaintext", "password": "Wr0ng!Guess-1"}),
+    ))
+    .await;
+    k.post(&v2(
+        "change_mnemonic_password",
+        json!({"current_password": password, "new_password": new_password}),
+    ))
+    .await;
+    k.post(&v2(
+        "delete_wallet",
+        json!({"wallet_name": "bob", "password": new_password}),
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = k.stderr();
+    assert!(log.len() > 1000, "trace logging is on: {} bytes", log.len());
+    for secret in [
+        mnemonic.as_str(),
+        password,
+        new_password,
+        "Wr0ng!Guess-1",
+        USERPASS,
+    ] {
+        assert!(!log.contains(secret), "log contains a secret: {secret}");
+    }
+    // No single word run of the mnemonic either (a partial leak).
+    let words: Vec<&str> = mnemonic.split(' ').collect();
+    assert!(
+        !log.contains(&words[..3].join(" ")),
+        "log contains part of the mnemonic"
+    );
+}
