@@ -116,6 +116,13 @@ async fn stop(mut k: Kdfd) {
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
 }
 
+/// The resident set of a process (Linux /proc), in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 async fn ok(k: &Kdfd, body: Value) -> Value {
     let (status, v) = k.post(&body).await;
     assert_eq!(status, 200, "{body} -> {v}");
@@ -332,9 +339,15 @@ async fn session(env: &Env, login: &Login<'_>, funded: &Funded) -> (String, Fund
         json!({"task_id": kmd_id, "forget_if_finished": false}),
     );
     let once = ok(&k, poll.clone()).await;
-    for _ in 0..100 {
+    for _ in 0..50 {
         assert_eq!(ok(&k, poll.clone()).await, once);
     }
+    let rss = rss_kib(k.pid());
+    for _ in 0..500 {
+        assert_eq!(ok(&k, poll.clone()).await, once);
+    }
+    let grown = rss_kib(k.pid()).saturating_sub(rss);
+    assert!(grown < 2048, "500 status polls grew RSS by {grown} KiB");
 
     // Balances: HD account_balance (status every 500 ms), Iguana my_balance.
     for (c, a) in COINS.iter().zip(&addrs) {
@@ -387,6 +400,8 @@ async fn session(env: &Env, login: &Login<'_>, funded: &Funded) -> (String, Fund
         if first { "4" } else { "5" },
         "{ev}"
     );
+
+    streams_and_tools(&k, login.hd).await;
 
     // History (v2; HD: target account 0), from Electrum the first time, from SQLite after.
     for (c, txid) in COINS.iter().zip(&txids) {
@@ -474,6 +489,69 @@ async fn session(env: &Env, login: &Login<'_>, funded: &Funded) -> (String, Fund
     }
     stop(k).await;
     (mnemonic, addrs.into_iter().zip(txids).collect())
+}
+
+/// The SDK's other per-session calls: stream management, enabled coins, HD address creation,
+/// address conversion.
+async fn streams_and_tools(k: &Kdfd, hd: bool) {
+    // No SSE client 5: the SDK looks for `UnknownClient` in the (non-200) error text.
+    let (status, v) = k
+        .post(&v2(
+            "stream::balance::enable",
+            json!({"client_id": 5, "coin": "KMD"}),
+        ))
+        .await;
+    assert_ne!(status, 200);
+    assert!(v.to_string().contains("UnknownClient"), "{v}");
+    let v = ok(
+        k,
+        v2(
+            "stream::tx_history::enable",
+            json!({"client_id": 0, "coin": "KMD"}),
+        ),
+    )
+    .await;
+    assert_eq!(v["result"]["streamer_id"], "TX_HISTORY:KMD");
+    let v = ok(
+        k,
+        v2("stream::shutdown_signal::enable", json!({"client_id": 0})),
+    )
+    .await;
+    assert_eq!(v["result"]["streamer_id"], "SHUTDOWN_SIGNAL");
+    let body = v2(
+        "stream::disable",
+        json!({"client_id": 0, "streamer_id": "TX_HISTORY:KMD"}),
+    );
+    assert_eq!(ok(k, body).await["result"]["result"], "Success");
+    let v = ok(k, v2("get_enabled_coins", Value::Null)).await;
+    let mut tickers: Vec<&str> = v["result"]["coins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["ticker"].as_str())
+        .collect();
+    tickers.sort();
+    assert_eq!(tickers, ["BTC-segwit", "KMD"], "{v}");
+    if hd {
+        let p = json!({"coin": "KMD", "account_id": 0, "chain": "External", "gap_limit": 20});
+        let v = ok(k, v2("get_new_address", p)).await;
+        let a = &v["result"]["new_address"];
+        assert!(
+            a["derivation_path"]
+                .as_str()
+                .unwrap()
+                .starts_with("m/44'/141'/0'/0/"),
+            "{v}"
+        );
+        assert_eq!(a["chain"], "External");
+        assert!(
+            a["address"].is_string() && a["balance"]["KMD"]["spendable"].is_string(),
+            "{v}"
+        );
+    }
+    let p = json!({"coin": "KMD", "from": KMD_TO, "to_address_format": {"format": "standard"}});
+    let v = ok(k, legacy("convertaddress", p)).await;
+    assert_eq!(v["result"]["address"], KMD_TO);
 }
 
 /// Sign-in to an existing wallet: the SDK sends name, password and mode, never the mnemonic.
