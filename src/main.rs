@@ -94,7 +94,7 @@ fn main() {
         }
         Some(other) if !other.starts_with('{') => {
             eprintln!("kdfd: the first argument must be a JSON config object, 'version' or 'help' (got '{other}'); see kdfd --help");
-            std::process::exit(2);
+            std::process::exit(1);
         }
         _ => {}
     }
@@ -127,9 +127,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     }
     let ctx = Arc::new(kdfd::ctx::Ctx::open(config).await.context("config")?);
     if !ctx.config.ignored_keys.is_empty() {
-        tracing::warn!(keys = ?ctx.config.ignored_keys, "config keys kdfd does not use were ignored");
+        tracing::warn!(target: "kdfd", keys = ?ctx.config.ignored_keys, "config keys kdfd does not use were ignored");
     }
-    tracing::info!(
+    if !ctx.config.accepted_unused.is_empty() {
+        tracing::debug!(target: "kdfd", keys = ?ctx.config.accepted_unused, "config keys accepted and not used (P2P, swaps, the SDK's own)");
+    }
+    tracing::info!(target: "kdfd",
         gui = %ctx.config.gui,
         coins = ctx.registry.len(),
         coins_source = %ctx.config.coins_source,
@@ -154,13 +157,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         let ctx = ctx.clone();
         async move {
             let name = shutdown_signal().await;
-            tracing::info!(signal = name, "shutdown signal");
+            tracing::info!(target: "kdfd", signal = name, "shutdown signal");
             // Sent before the drain; the streams end after delivering it.
             ctx.events
                 .publish("SHUTDOWN_SIGNAL", serde_json::json!(name));
         }
     };
     kdfd::rpc::run(listener, ctx, signalled).await;
-    tracing::info!("stopped");
+    tracing::info!(target: "kdfd", "stopped");
     Ok(())
 }

@@ -350,6 +350,7 @@ fn config_sources_in_kdf_order() {
             env,
             no_conf_flag: true,
             cwd: Some(cwd.path().to_path_buf()),
+            ..Launch::default()
         })
     };
     let rt = tokio::runtime::Runtime::new().unwrap();

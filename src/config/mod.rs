@@ -82,6 +82,8 @@ pub struct Config {
     pub coins_source: String,
     /// Keys present but not read by kdfd, for a start-up warning.
     pub ignored_keys: Vec<String>,
+    /// Keys of `ACCEPTED_UNUSED` present in the config, for one debug line at start.
+    pub accepted_unused: Vec<String>,
     /// Bounds on requests.
     pub limits: Limits,
     /// Brute-force defence.
@@ -233,6 +235,11 @@ impl Config {
             coins,
             coins_source,
             ignored_keys: unknown_keys(conf),
+            accepted_unused: ACCEPTED_UNUSED
+                .iter()
+                .filter(|k| conf.get(**k).is_some())
+                .map(|k| k.to_string())
+                .collect(),
             limits: parse_limits(conf)?,
             auth: parse_auth(conf)?,
             balance_cache: opt_bool(conf, "balance_cache", true)?,

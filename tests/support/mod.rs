@@ -71,6 +71,8 @@ pub struct Launch<'a> {
     pub no_conf_flag: bool,
     /// Working directory (default: the temp dir).
     pub cwd: Option<PathBuf>,
+    /// The binary to run (default: kdfd; the SDK replay runs `CARGO_BIN_EXE_kdf`).
+    pub program: Option<PathBuf>,
 }
 
 impl Kdfd {
@@ -86,7 +88,11 @@ impl Kdfd {
     /// Starts kdfd; `Err(stderr)` if it exits before it is ready.
     pub fn launch(l: Launch) -> Result<Kdfd, String> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kdfd"));
+        let program = l
+            .program
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kdfd")));
+        let mut cmd = Command::new(program);
         cmd.current_dir(l.cwd.clone().unwrap_or_else(|| dir.path().to_path_buf()));
         cmd.env_remove("MM_CONF_PATH").env_remove("MM_COINS_PATH");
         cmd.env("HOME", dir.path());
