@@ -30,12 +30,12 @@ mod support;
 use bytes::Bytes;
 use futures_util::future::join_all;
 use kdfd::client::Client;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::electrum_fake::FakeElectrum;
-use support::{base_conf, shipped_coins, Kdfd, BOB_R_ADDRESS, USERPASS};
+use support::{base_conf, shipped_coins, Kdfd, USERPASS};
 
 /// Longest a case may take before it counts as "no response".
 const CASE_TIMEOUT: Duration = Duration::from_secs(20);

@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{base_conf, shipped_coins, Kdfd, BOB_R_ADDRESS, USERPASS};
+use support::{base_conf, shipped_coins, Kdfd, USERPASS};
 
 /// `max_batch_items` (kdfd's default, set explicitly).
 const MAX_BATCH: usize = 1000;

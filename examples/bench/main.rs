@@ -40,7 +40,7 @@ use kdfd::client::Client;
 use kdfd_testkit::electrum_fake::FakeElectrum;
 use kdfd_testkit::load::{
     activate_batch, activation_item, check_all_slots, default_kdfd_bin, disable_batch, drive,
-    post_timed, short, start_kdfd, version_workload, FakeFleet, FAKE_P2PK_SATS,
+    measuring, post_timed, short, start_kdfd, version_workload, FakeFleet, FAKE_P2PK_SATS,
 };
 use kdfd_testkit::{base_conf, proc_status_kb, test_coins, Kdfd, Launch, Spawned, USERPASS};
 use serde_json::{json, Value};

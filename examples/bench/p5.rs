@@ -26,10 +26,9 @@ pub(crate) async fn p5_p4idle(
             bin,
             Launch {
                 conf: Some(conf),
-                wrapper: std::env::var("KDFD_WRAPPER").ok(),
-                quiet: true,
                 ..Launch::default()
             },
+            &measuring(),
         )
         .map_err(|e| anyhow!("kdfd {}: {e}", bin.display()))?;
         let deadline = spawned + Duration::from_secs(20);

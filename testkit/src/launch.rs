@@ -30,6 +30,12 @@ pub struct Launch<'a> {
     pub no_conf_flag: bool,
     /// Working directory (default: the temp dir).
     pub cwd: Option<PathBuf>,
+}
+
+/// How the process runs, for measurements (kept out of [`Launch`] so the tests' exhaustive
+/// `Launch { .. }` literals stay valid).
+#[derive(Default, Clone)]
+pub struct Tuning {
     /// A command put in front of the binary, split on whitespace (e.g. `valgrind --tool=callgrind`).
     pub wrapper: Option<String>,
     /// How long to wait for the ready line (default 20 s).
@@ -104,15 +110,19 @@ impl Kdfd {
 
     /// Starts `bin`; `Err(stderr)` if it exits before it is ready.
     pub fn launch_with(bin: impl AsRef<Path>, l: Launch) -> Result<Kdfd, String> {
-        let timeout = l.ready_timeout.unwrap_or(READY_TIMEOUT);
-        Kdfd::spawn_with(bin, l)?.wait_ready(timeout)
+        Kdfd::launch_tuned(bin, l, &Tuning::default())
     }
 
-    /// Spawns `bin` as `l` says without waiting for it.
-    pub fn spawn_with(bin: impl AsRef<Path>, l: Launch) -> Result<Spawned, String> {
+    /// [`Kdfd::launch_with`], run as `t` says.
+    pub fn launch_tuned(bin: impl AsRef<Path>, l: Launch, t: &Tuning) -> Result<Kdfd, String> {
+        Kdfd::spawn_with(bin, l, t)?.wait_ready(t.ready_timeout.unwrap_or(READY_TIMEOUT))
+    }
+
+    /// Spawns `bin` as `l` and `t` say without waiting for it.
+    pub fn spawn_with(bin: impl AsRef<Path>, l: Launch, t: &Tuning) -> Result<Spawned, String> {
         let bin = bin.as_ref();
         let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-        let wrapper = l.wrapper.clone().unwrap_or_default();
+        let wrapper = t.wrapper.clone().unwrap_or_default();
         let mut words = wrapper.split_whitespace();
         let mut cmd = match words.next() {
             Some(prog) => {
@@ -125,7 +135,7 @@ impl Kdfd {
         cmd.current_dir(l.cwd.clone().unwrap_or_else(|| dir.path().to_path_buf()));
         cmd.env_remove("MM_CONF_PATH").env_remove("MM_COINS_PATH");
         cmd.env("HOME", dir.path());
-        if !l.quiet && std::env::var_os("RUST_LOG").is_none() {
+        if !t.quiet && std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "kdfd=debug");
         }
         if let Some(conf) = &l.conf {
@@ -148,7 +158,7 @@ impl Kdfd {
         let child = cmd
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
-        let watchdog = if l.quiet {
+        let watchdog = if t.quiet {
             None
         } else {
             Command::new("sh")

@@ -15,7 +15,7 @@ mod launch;
 pub mod load;
 pub mod model;
 
-pub use launch::{kdfd_bin_near_exe, Kdfd, Launch, Spawned};
+pub use launch::{kdfd_bin_near_exe, Kdfd, Launch, Spawned, Tuning};
 
 use serde_json::{json, Value};
 

@@ -38,7 +38,7 @@ pub use engine::{drive, my_balance_workload, version_workload, LoadStats, SlotCh
 pub use fleet::{
     activate_batch, activation_item, check_all_slots, disable_batch, post_timed, short, FakeFleet,
 };
-pub use proc::{default_kdfd_bin, ready_timeout, start_kdfd, RssSampler};
+pub use proc::{default_kdfd_bin, measuring, ready_timeout, start_kdfd, RssSampler};
 pub use report::Report;
 
 use crate::electrum_fake::FakeElectrum;

@@ -1,6 +1,6 @@
 //! Starting kdfd for a load or benchmark run, and watching its memory.
 
-use crate::{kdfd_bin_near_exe, proc_status_kb, Kdfd, Launch};
+use crate::{kdfd_bin_near_exe, proc_status_kb, Kdfd, Launch, Tuning};
 use anyhow::bail;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -52,17 +52,27 @@ fn warn_if_stale(bin: &Path) {
     }
 }
 
+/// How a measured kdfd runs: `$KDFD_WRAPPER` in front of it, the caller's RUST_LOG, no watchdog.
+pub fn measuring() -> Tuning {
+    Tuning {
+        wrapper: std::env::var("KDFD_WRAPPER").ok(),
+        ready_timeout: None,
+        quiet: true,
+    }
+}
+
 /// Starts `bin` with `conf` for a measurement: `$KDFD_WRAPPER` (e.g. `valgrind --tool=callgrind`)
 /// in front of it, the caller's RUST_LOG, no watchdog, [`ready_timeout`] to get ready.
 pub fn start_kdfd(bin: &Path, conf: Value) -> anyhow::Result<Kdfd> {
-    Kdfd::launch_with(
+    Kdfd::launch_tuned(
         bin,
         Launch {
             conf: Some(conf),
-            wrapper: std::env::var("KDFD_WRAPPER").ok(),
-            ready_timeout: Some(ready_timeout()),
-            quiet: true,
             ..Launch::default()
+        },
+        &Tuning {
+            ready_timeout: Some(ready_timeout()),
+            ..measuring()
         },
     )
     .map_err(|e| anyhow::anyhow!("kdfd {}: {e}", bin.display()))
