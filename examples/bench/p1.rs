@@ -11,8 +11,7 @@ pub(crate) async fn single(
 }
 
 pub(crate) fn balance_string(p2pkh_sats: i64) -> String {
-    let total =
-        p2pkh_sats as i128 + FAKE_P2PK_SATS.0 as i128 + FAKE_P2PK_SATS.1 as i128;
+    let total = p2pkh_sats as i128 + FAKE_P2PK_SATS.0 as i128 + FAKE_P2PK_SATS.1 as i128;
     kdfd::coins::format_amount(total, 8)
 }
 

@@ -2,7 +2,13 @@
 
 use super::*;
 
-pub(crate) fn p4_rows(args: &Args, out: &mut Section, idle: &[f64], active: &[f64], fresh: Option<f64>) {
+pub(crate) fn p4_rows(
+    args: &Args,
+    out: &mut Section,
+    idle: &[f64],
+    active: &[f64],
+    fresh: Option<f64>,
+) {
     let mb = |kb: f64| format!("{:.1} MB", kb / 1024.0);
     if !idle.is_empty() {
         let (m, min, max) = median_min_max(idle);

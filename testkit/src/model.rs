@@ -576,7 +576,12 @@ pub fn describe(e: &Expect) -> String {
     }
 }
 
-pub fn check(e: &Expect, status: u16, headers: &hyper::HeaderMap, body: &[u8]) -> Result<(), String> {
+pub fn check(
+    e: &Expect,
+    status: u16,
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+) -> Result<(), String> {
     if status != status_of(e) {
         return Err(format!(
             "status {status}, expected {} ({}); body {}",
@@ -636,4 +641,3 @@ pub fn clip_bytes(b: &[u8]) -> String {
     }
     s
 }
-

@@ -350,4 +350,3 @@ fn judge(work: &Workload, status: u16, body: &[u8]) -> (u64, u64, Option<String>
         ),
     }
 }
-

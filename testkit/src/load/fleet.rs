@@ -150,4 +150,3 @@ pub fn check_all_slots(
     }
     Ok(())
 }
-

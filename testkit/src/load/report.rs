@@ -166,4 +166,3 @@ impl fmt::Display for Report {
         write!(f, "result: {}", if self.passed() { "PASS" } else { "FAIL" })
     }
 }
-
