@@ -15,7 +15,7 @@
 //! - kdfd's extensions (docs/rpc.md): JSON-RPC 2.0 items (200 with `result` or `error.code`, 204
 //!   and no slot for notifications) and atomic-batch envelopes (`{"batch", "atomicBatch"}`).
 //!
-//! The model lives in `tests/support/model.rs` and also drives `tests/props.rs`.
+//! The model lives in `kdfd_testkit::model` (testkit/src/model.rs) and also drives `tests/props.rs`.
 //!
 //! The corpus runs with modest parallelism; after every 20 cases a `version` must still succeed,
 //! and at the end the daemon's RSS must be below 200 MB. Failures are collected and printed all
@@ -30,12 +30,12 @@ mod support;
 use bytes::Bytes;
 use futures_util::future::join_all;
 use kdfd::client::Client;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::electrum_fake::FakeElectrum;
-use support::{base_conf, shipped_coins, Kdfd, BOB_R_ADDRESS, USERPASS};
+use support::{base_conf, shipped_coins, Kdfd, USERPASS};
 
 /// Longest a case may take before it counts as "no response".
 const CASE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -287,7 +287,7 @@ fn bases(world: &World) -> Vec<(&'static str, Value, Vec<Field>)> {
 // The model: what each body must answer (shared with the other corpus file)
 // ---------------------------------------------------------------------------------------------
 
-include!("support/model.rs");
+use kdfd_testkit::model::*;
 
 // ---------------------------------------------------------------------------------------------
 // Cases

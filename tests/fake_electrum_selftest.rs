@@ -1,8 +1,7 @@
 //! Checks the fake Electrum test server itself over real TCP and TLS sockets, so
 //! failures in kdfd's integration tests can be trusted to be kdfd's.
 
-#[path = "support/electrum_fake.rs"]
-mod electrum_fake;
+use kdfd_testkit::electrum_fake;
 
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -3,8 +3,7 @@
 //! again (reorg), HD targets, 2000-tx pacing, kill -9 mid-sync, and answering from the DB after a
 //! restart.
 
-#[path = "support/history_common.rs"]
-mod common;
+use kdfd_testkit::history_common as common;
 mod support;
 
 use bitcoin::hashes::Hash;

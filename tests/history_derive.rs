@@ -1,8 +1,7 @@
 //! Transaction history without a daemon: KDF's TransactionDetails derived from hand-built
 //! transactions, and the history tables (order, moves, removals, address targets).
 
-#[path = "support/history_common.rs"]
-mod common;
+use kdfd_testkit::history_common as common;
 mod support;
 
 use bitcoin::hashes::Hash;

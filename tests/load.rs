@@ -1,10 +1,8 @@
-//! A short run of the load generator (examples/loadgen.rs) against the real binary: concurrent
+//! A short run of the load generator (`kdfd_testkit::load`, behind examples/loadgen) against the real binary: concurrent
 //! clients sending batches, with zero failed or lost items and flat memory. The long run (50
 //! clients x 100-item batches x 60 s) is documented in docs/reliability.md.
 
-#[path = "../examples/loadgen.rs"]
-#[allow(unused_imports)]
-mod loadgen;
+use kdfd_testkit::load as loadgen;
 
 async fn run(opts: loadgen::Opts) -> loadgen::Report {
     let report = loadgen::run(opts).await.expect("load set-up");

@@ -9,7 +9,7 @@
 //!   valid items' slots are their exact answers, in order (`my_balance` of `C{i}` in slot i says
 //!   `No such coin: C{i}`).
 //!
-//! The model (`tests/support/model.rs`) is shared with `tests/bad_input.rs`.
+//! The model (`kdfd_testkit::model`, testkit/src/model.rs) is shared with `tests/bad_input.rs`.
 //! Generated requests are sanitised before they are sent: a `stop` never carries the right
 //! userpass and every string under an `electrum` request's `servers` becomes a closed 127.0.0.1
 //! port, so nothing can stop the daemon, activate a coin or leave this machine.
@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{base_conf, shipped_coins, Kdfd, BOB_R_ADDRESS, USERPASS};
+use support::{base_conf, shipped_coins, Kdfd, USERPASS};
 
 /// `max_batch_items` (kdfd's default, set explicitly).
 const MAX_BATCH: usize = 1000;
@@ -370,7 +370,7 @@ fn sanitize_bytes(b: Vec<u8>, closed_url: &str) -> Vec<u8> {
 // The model: what each body must answer (shared with the other corpus file)
 // ---------------------------------------------------------------------------------------------
 
-include!("support/model.rs");
+use kdfd_testkit::model::*;
 
 // ---------------------------------------------------------------------------------------------
 // Exchanging and checking

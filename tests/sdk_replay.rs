@@ -4,20 +4,14 @@
 //! KMD and BTC-segwit. Each step asserts the fields the SDK reads as required
 //! (kdf-wallet-compat.md 0.1, 2, 4).
 
-#[path = "support/history_common.rs"]
-mod common;
-#[path = "support/sdk.rs"]
-mod sdk;
-#[path = "support/sdk_run.rs"]
-mod sdk_run;
 mod support;
 
-use common::{BLOCK_TIME, COIN};
-use sdk::*;
-use sdk_run::*;
+use kdfd_testkit::history_common::{BLOCK_TIME, COIN};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use support::sdk::*;
+use support::sdk_run::*;
 use support::Kdfd;
 
 const COINS: [&str; 2] = ["KMD", "BTC-segwit"];

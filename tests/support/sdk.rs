@@ -1,6 +1,6 @@
 //! What the Komodo Wallet's SDK sends, built as the SDK builds it (docs: kdf-wallet-compat.md 0.1,
 //! 2.2, 4), plus a raw SSE reader and the wallet's expected addresses. Included by
-//! tests/sdk_replay.rs with `#[path]`.
+//! tests/sdk_replay.rs (a module of tests/support).
 #![allow(dead_code)]
 
 use kdfd::coins::Registry;

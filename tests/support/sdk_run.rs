@@ -1,15 +1,15 @@
 //! The SDK replay's runner: the environment (coins file, dbdir, fixed port, fake Electrum), `kdf`
 //! spawned as the SDK spawns it, `stop`, the task loop, funding and the SDK's required fields.
-//! Included by tests/sdk_replay.rs with `#[path]`.
+//! A module of tests/support, used by tests/sdk_replay.rs.
 #![allow(dead_code)]
 
-use super::common::{header, hex, raw, tx, BLOCK_TIME, COIN};
+use super::electrum_fake::FakeElectrum;
 use super::sdk::*;
-use super::support::electrum_fake::FakeElectrum;
-use super::support::{shipped_coins, Kdfd, Launch};
+use super::{shipped_coins, Kdfd, Launch};
 use bitcoin::{ScriptBuf, Txid};
 use kdfd::client::Client;
 use kdfd::coins::Registry;
+use kdfd_testkit::history_common::{header, hex, raw, tx, BLOCK_TIME, COIN};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

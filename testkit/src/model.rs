@@ -1,10 +1,16 @@
-// The model of kdfd's documented answers (docs/rpc.md), shared by tests/bad_input.rs and
-// tests/props.rs through `include!`, so both judge answers by one set of rules. It uses the
-// including file's imports and constants.
+//! The model of kdfd's documented answers (docs/rpc.md), shared by tests/bad_input.rs and
+//! tests/props.rs so both judge answers by one set of rules: [`World::expect_body`] says what a
+//! body must answer, [`check`] compares an HTTP answer with it.
 
-#[allow(dead_code)] // each file uses its own subset
+use crate::{BOB_R_ADDRESS, USERPASS};
+use serde_json::{json, Map, Value};
+
+/// `max_batch_items` (kdfd's default; the corpus configs set it explicitly).
+pub const MAX_BATCH: usize = 1000;
+
+/// What a body must answer.
 #[derive(Debug, Clone)]
-enum Expect {
+pub enum Expect {
     /// 200 `{"result": "<version>", "datetime": ...}`.
     Version,
     /// 200, plain text naming the methods (`null` in a batch).
@@ -44,7 +50,7 @@ enum Expect {
     Preflight,
 }
 
-const LEGACY_METHODS: [&str; 7] = [
+pub const LEGACY_METHODS: [&str; 7] = [
     "version",
     "help",
     "stop",
@@ -55,7 +61,7 @@ const LEGACY_METHODS: [&str; 7] = [
 ];
 
 /// kdfd's default per-batch method caps.
-fn method_cap(method: &str) -> Option<usize> {
+pub fn method_cap(method: &str) -> Option<usize> {
     match method {
         "stop" => Some(1),
         "electrum" | "disable_coin" => Some(500),
@@ -64,13 +70,13 @@ fn method_cap(method: &str) -> Option<usize> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Dialect {
+pub enum Dialect {
     Legacy,
     MmRpc,
     JsonRpc,
 }
 
-fn dialect(v: &Value) -> Dialect {
+pub fn dialect(v: &Value) -> Dialect {
     if v.get("jsonrpc").is_some() {
         Dialect::JsonRpc
     } else if v.get("mmrpc").is_some_and(|m| !m.is_null()) {
@@ -80,27 +86,27 @@ fn dialect(v: &Value) -> Dialect {
     }
 }
 
-fn u64_id(o: &Value) -> Value {
+pub fn u64_id(o: &Value) -> Value {
     o.get("id")
         .and_then(Value::as_u64)
         .map_or(Value::Null, Value::from)
 }
 
 /// What the corpus knows about the daemon it talks to.
-struct World {
+pub struct World {
     /// 127.0.0.1 and a port nothing listens on.
-    closed_url: String,
+    pub closed_url: String,
     /// Tickers of the coins file.
-    tickers: Vec<String>,
+    pub tickers: Vec<String>,
     /// The coin activated before the run, if any, and the fake Electrum it uses.
-    active: Option<String>,
-    fake_url: Option<String>,
-    cap: usize,
+    pub active: Option<String>,
+    pub fake_url: Option<String>,
+    pub cap: usize,
 }
 
 impl World {
     /// The expected answer to an HTTP POST with this body.
-    fn expect_body(&self, body: &[u8]) -> Expect {
+    pub fn expect_body(&self, body: &[u8]) -> Expect {
         if body.len() > self.cap {
             return Expect::TooLarge;
         }
@@ -112,7 +118,7 @@ impl World {
         }
     }
 
-    fn expect(&self, v: &Value) -> Expect {
+    pub fn expect(&self, v: &Value) -> Expect {
         match v {
             Value::Array(items) if items.len() > MAX_BATCH => Expect::TooLarge,
             Value::Array(items) => {
@@ -133,7 +139,7 @@ impl World {
     }
 
     /// The slots of a batch: per-method caps first, notifications left out.
-    fn batch(&self, items: &[Value]) -> Vec<Expect> {
+    pub fn batch(&self, items: &[Value]) -> Vec<Expect> {
         let mut counts = std::collections::HashMap::new();
         items
             .iter()
@@ -153,7 +159,7 @@ impl World {
             .collect()
     }
 
-    fn item(&self, v: &Value) -> Expect {
+    pub fn item(&self, v: &Value) -> Expect {
         let Value::Object(o) = v else {
             return Expect::LegacyErr("Invalid request: expected a JSON object".into());
         };
@@ -170,7 +176,7 @@ impl World {
         }
     }
 
-    fn legacy(&self, method: &str, o: &Map<String, Value>) -> Expect {
+    pub fn legacy(&self, method: &str, o: &Map<String, Value>) -> Expect {
         match method {
             "version" => return Expect::Version,
             "help" => return Expect::Help,
@@ -231,12 +237,12 @@ impl World {
         }
     }
 
-    fn is_active(&self, coin: &str) -> bool {
+    pub fn is_active(&self, coin: &str) -> bool {
         self.active.as_deref() == Some(coin)
     }
 
     /// The mmrpc 2.0 path: version, envelope, auth, method table, params.
-    fn v2(&self, o: &Map<String, Value>, version: &Value) -> Expect {
+    pub fn v2(&self, o: &Map<String, Value>, version: &Value) -> Expect {
         let coins: Value = self.active.iter().map(|c| json!({"ticker": c})).collect();
         let id = o
             .get("id")
@@ -279,7 +285,7 @@ impl World {
     }
 
     /// kdfd's JSON-RPC 2.0 dialect: `params` are the legacy request's fields.
-    fn jsonrpc(&self, o: &Map<String, Value>) -> Expect {
+    pub fn jsonrpc(&self, o: &Map<String, Value>) -> Expect {
         let id = match o.get("id") {
             None => None,
             Some(v @ (Value::Null | Value::Number(_) | Value::String(_))) => Some(v.clone()),
@@ -332,7 +338,7 @@ impl World {
     }
 
     /// kdfd's atomic-batch envelope.
-    fn atomic(&self, o: &Map<String, Value>) -> Expect {
+    pub fn atomic(&self, o: &Map<String, Value>) -> Expect {
         let mut parts = Vec::new();
         for name in ["batch", "atomicBatch"] {
             match o.get(name) {
@@ -359,7 +365,7 @@ impl World {
     }
 
     /// An atomic item's check before anything runs.
-    fn atomic_valid(&self, item: &Value) -> bool {
+    pub fn atomic_valid(&self, item: &Value) -> bool {
         if !item.is_object() {
             return false;
         }
@@ -388,7 +394,7 @@ impl World {
     }
 }
 
-fn rpc_err(id: Option<Value>, code: i64) -> Expect {
+pub fn rpc_err(id: Option<Value>, code: i64) -> Expect {
     match id {
         None => Expect::Nothing,
         Some(id) => Expect::Rpc {
@@ -398,7 +404,7 @@ fn rpc_err(id: Option<Value>, code: i64) -> Expect {
     }
 }
 
-fn over_cap(item: &Value) -> Expect {
+pub fn over_cap(item: &Value) -> Expect {
     match dialect(item) {
         Dialect::Legacy => Expect::LegacyErr("over the cap".into()),
         Dialect::MmRpc => Expect::V2Err(429, "OverMethodCap", u64_id(item)),
@@ -413,7 +419,7 @@ fn over_cap(item: &Value) -> Expect {
 }
 
 /// Whether the slot of this answer is an error (has "error").
-fn is_error(e: &Expect) -> bool {
+pub fn is_error(e: &Expect) -> bool {
     match e {
         Expect::LegacyErr(_) | Expect::ParseErr { .. } | Expect::V2Err(..) | Expect::TooLarge => {
             true
@@ -423,7 +429,7 @@ fn is_error(e: &Expect) -> bool {
     }
 }
 
-fn status_of(e: &Expect) -> u16 {
+pub fn status_of(e: &Expect) -> u16 {
     match e {
         Expect::Version
         | Expect::Help
@@ -441,7 +447,7 @@ fn status_of(e: &Expect) -> u16 {
     }
 }
 
-fn check_slots(items: &[Expect], v: &Value) -> Result<(), String> {
+pub fn check_slots(items: &[Expect], v: &Value) -> Result<(), String> {
     let Some(slots) = v.as_array() else {
         return Err(format!("batch answer is not an array: {}", clip(v)));
     };
@@ -466,7 +472,7 @@ fn check_slots(items: &[Expect], v: &Value) -> Result<(), String> {
 }
 
 /// Checks a JSON answer (a whole body, or one batch slot) against the expectation.
-fn check_value(e: &Expect, v: &Value) -> Result<(), String> {
+pub fn check_value(e: &Expect, v: &Value) -> Result<(), String> {
     let ok = match e {
         Expect::Version => v["result"].is_string() && v["datetime"].is_string(),
         Expect::Help => v.is_null(), // only reached for batch slots
@@ -561,7 +567,7 @@ fn check_value(e: &Expect, v: &Value) -> Result<(), String> {
     }
 }
 
-fn describe(e: &Expect) -> String {
+pub fn describe(e: &Expect) -> String {
     match e {
         Expect::LegacyErr(n) => format!("legacy error containing {:?}", clip_str(n, 80)),
         Expect::Batch(items) => format!("batch of {} slots", items.len()),
@@ -570,7 +576,12 @@ fn describe(e: &Expect) -> String {
     }
 }
 
-fn check(e: &Expect, status: u16, headers: &hyper::HeaderMap, body: &[u8]) -> Result<(), String> {
+pub fn check(
+    e: &Expect,
+    status: u16,
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+) -> Result<(), String> {
     if status != status_of(e) {
         return Err(format!(
             "status {status}, expected {} ({}); body {}",
@@ -607,7 +618,7 @@ fn check(e: &Expect, status: u16, headers: &hyper::HeaderMap, body: &[u8]) -> Re
     }
 }
 
-fn clip_str(s: &str, n: usize) -> String {
+pub fn clip_str(s: &str, n: usize) -> String {
     if s.len() <= n {
         return s.to_string();
     }
@@ -618,11 +629,11 @@ fn clip_str(s: &str, n: usize) -> String {
     format!("{}…({} bytes)", &s[..end], s.len())
 }
 
-fn clip(v: &Value) -> String {
+pub fn clip(v: &Value) -> String {
     clip_str(&v.to_string(), 300)
 }
 
-fn clip_bytes(b: &[u8]) -> String {
+pub fn clip_bytes(b: &[u8]) -> String {
     let shown = &b[..b.len().min(300)];
     let mut s = format!("{:?}", String::from_utf8_lossy(shown));
     if b.len() > 300 {
@@ -630,4 +641,3 @@ fn clip_bytes(b: &[u8]) -> String {
     }
     s
 }
-

@@ -1,4 +1,4 @@
-//! Hand-built transactions shared by the history test files (included with `#[path]`).
+//! Hand-built transactions shared by the history test files.
 #![allow(dead_code)]
 
 use bitcoin::absolute::LockTime;
@@ -20,7 +20,7 @@ pub fn rick_conf() -> CoinConf {
 }
 
 pub fn bob_script() -> ScriptBuf {
-    let k = kdfd::crypto::KeyPair::from_passphrase(super::support::PASSPHRASE).unwrap();
+    let k = kdfd::crypto::KeyPair::from_passphrase(crate::PASSPHRASE).unwrap();
     ScriptBuf::from_bytes(kdfd::crypto::p2pkh_script(&k.hash160()))
 }
 
