@@ -478,3 +478,35 @@ async fn thousand_cycles_leak_no_fds() {
     let (status, _) = k.post(&json!({"method": "version"})).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn sockets_hold_connection_slots_and_stop_closes_them() {
+    let mut c = base_conf(json!([]));
+    c["max_connections"] = json!(2);
+    let mut k = Kdfd::start(c);
+    let mut a = open(&k, "").await;
+    let mut b = open(&k, "").await;
+    // Both slots are held by the sockets (upgraded, no longer HTTP): a third connection gets 503.
+    let r = raw_request(
+        &k,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\nConnection: close\r\n\r\n{\"method\":\"version\"}",
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+    // Closing one frees its slot.
+    b.close(None).await.unwrap();
+    while let Some(Ok(_)) = b.next().await {}
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _) = k.post(&json!({"method": "version"})).await;
+    assert_eq!(status, 200);
+    // `stop` sent over the socket is answered, then the drain closes the socket with 1001.
+    let v = ask(&mut a, &req("stop", json!({}))).await;
+    assert_eq!(v, json!({"result": "success"}));
+    assert_eq!(close_code(&mut a).await, CloseCode::Away);
+    // Reading on sends tungstenite's close reply, which the drain waits for.
+    while let Some(Ok(_)) = a.next().await {}
+    let exit = tokio::task::spawn_blocking(move || k.wait_exit(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(exit.map(|s| s.code()), Some(Some(0)));
+}
