@@ -461,8 +461,12 @@ async fn thousand_cycles_leak_no_fds() {
             let v = ask(&mut ws, &json!({"method": "version"})).await;
             assert!(v["result"].is_string());
             ws.close(None).await.unwrap();
-            // Read the server's close reply so the handshake completes.
-            while let Some(Ok(_)) = ws.next().await {}
+            // Read the server's close reply so the handshake completes; then it closes TCP.
+            tokio::time::timeout(Duration::from_secs(10), async {
+                while let Some(Ok(_)) = ws.next().await {}
+            })
+            .await
+            .expect("the daemon closes the socket after the close handshake");
         }
         // Odd cycles just drop the socket without a close frame.
     }
@@ -474,6 +478,7 @@ async fn thousand_cycles_leak_no_fds() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         after = fd_count(k.pid());
     }
+    eprintln!("MEASURE ws: fds before 1000 cycles {before}, after {after}");
     assert!(after <= before, "fds before {before}, after {after}");
     let (status, _) = k.post(&json!({"method": "version"})).await;
     assert_eq!(status, 200);
@@ -509,4 +514,62 @@ async fn sockets_hold_connection_slots_and_stop_closes_them() {
         .await
         .unwrap();
     assert_eq!(exit.map(|s| s.code()), Some(Some(0)));
+}
+
+/// The refused upgrade's status and body.
+async fn refused(url: String, origin: Option<&str>) -> (u16, String) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut r = url.into_client_request().unwrap();
+    if let Some(o) = origin {
+        r.headers_mut().insert("origin", o.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(r).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body = resp.body().clone().unwrap_or_default();
+            (resp.status().as_u16(), String::from_utf8(body).unwrap())
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("the upgrade was accepted"),
+    }
+}
+
+#[tokio::test]
+async fn events_need_the_userpass_off_loopback_and_origins_are_checked() {
+    let mut c = base_conf(json!([]));
+    c["event_streaming_configuration"] = json!({});
+    c["rpcip"] = json!("0.0.0.0");
+    let k = Kdfd::start(c);
+    let base = format!("ws://127.0.0.1:{}/ws", k.addr.port());
+    // RPC alone needs no userpass at the upgrade (each item carries its own).
+    let (mut ws, _) = tokio_tungstenite::connect_async(base.clone())
+        .await
+        .unwrap();
+    assert!(ask(&mut ws, &json!({"method": "version"})).await["result"].is_string());
+    // Events do, through the brute-force guard: the same answers as an item's userpass.
+    let (status, body) = refused(format!("{base}?client_id=1"), None).await;
+    assert_eq!(status, 500);
+    assert!(body.contains("Userpass is not set!"), "{body}");
+    let (status, body) = refused(format!("{base}?client_id=1&userpass=wrong"), None).await;
+    assert_eq!(status, 500);
+    assert!(body.contains("Userpass is invalid!"), "{body}");
+    let enc = USERPASS.replace('!', "%21");
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("{base}?client_id=1&userpass={enc}"))
+            .await
+            .unwrap();
+    assert!(ask(&mut ws, &json!({"method": "version"})).await["result"].is_string());
+    // A browser page from another origin than rpccors (default http://localhost:3000) is refused.
+    let (status, body) = refused(base.clone(), Some("http://evil.test")).await;
+    assert_eq!(status, 403, "{body}");
+    let (mut ws, _) = {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut r = base.clone().into_client_request().unwrap();
+        r.headers_mut()
+            .insert("origin", "http://localhost:3000".parse().unwrap());
+        tokio_tungstenite::connect_async(r).await.unwrap()
+    };
+    assert!(ask(&mut ws, &json!({"method": "version"})).await["result"].is_string());
+    // A bad client_id is refused too.
+    let (status, _) = refused(format!("{base}?client_id=x"), None).await;
+    assert_eq!(status, 400);
 }
