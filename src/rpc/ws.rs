@@ -57,7 +57,7 @@ pub struct Slot {
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
-fn plain(ctx: &Ctx, status: StatusCode, text: &str) -> HttpResponse {
+fn error_json(ctx: &Ctx, status: StatusCode, text: &str) -> HttpResponse {
     http::json_response(ctx, status, &json!({ "error": text }))
 }
 
@@ -94,7 +94,7 @@ pub async fn handle(
         header_has(&req, header::CONNECTION, "upgrade"),
         key,
     ) else {
-        let mut r = plain(
+        let mut r = error_json(
             &ctx,
             StatusCode::UPGRADE_REQUIRED,
             "This path is the WebSocket endpoint: send a WebSocket upgrade",
@@ -108,7 +108,7 @@ pub async fn handle(
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_none_or(|v| v.as_bytes() != b"13")
     {
-        let mut r = plain(
+        let mut r = error_json(
             &ctx,
             StatusCode::UPGRADE_REQUIRED,
             "Unsupported WebSocket version",
@@ -120,20 +120,20 @@ pub async fn handle(
         return r;
     }
     if !origin_allowed(&req, &ctx.config.rpccors) {
-        return plain(&ctx, StatusCode::FORBIDDEN, "Origin is not allowed");
+        return error_json(&ctx, StatusCode::FORBIDDEN, "Origin is not allowed");
     }
     let query = req.uri().query().unwrap_or("").to_string();
     let client_id = match super::sse::param(&query, "client_id") {
         None => None,
         Some(v) => match v.parse::<u64>() {
             Ok(id) => Some(id),
-            Err(_) => return plain(&ctx, StatusCode::BAD_REQUEST, "client_id must be a u64"),
+            Err(_) => return error_json(&ctx, StatusCode::BAD_REQUEST, "client_id must be a u64"),
         },
     };
     if client_id.is_some() {
         // The same rules as `/event-stream`, with the brute-force guard on the userpass.
         if ctx.config.event_stream_origin.is_none() {
-            return plain(
+            return error_json(
                 &ctx,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Event streaming is disabled",
