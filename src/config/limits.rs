@@ -35,6 +35,11 @@ pub struct Limits {
     /// `batch_method_caps`: per-method overrides of the table's default caps; items past the cap
     /// get an error slot.
     pub method_caps: std::collections::HashMap<String, usize>,
+    /// `ws_max_batch_items`: most items in one batch sent over `/ws`.
+    pub ws_max_batch_items: usize,
+    /// `ws_max_message_bytes`: largest WebSocket message (and frame) read; past it the socket is
+    /// closed with 1009.
+    pub ws_max_message_bytes: usize,
 }
 
 impl Default for Limits {
@@ -54,6 +59,9 @@ impl Default for Limits {
             max_finished_tasks: 1000,
             // Only the config's overrides; each method's default cap is in the RPC method table.
             method_caps: Default::default(),
+            // The seeds' providers answer WebSocket batches of at most 20 items.
+            ws_max_batch_items: 20,
+            ws_max_message_bytes: 1024 * 1024,
         }
     }
 }
@@ -134,6 +142,12 @@ pub(super) fn parse_limits(conf: &Value) -> Result<Limits, ConfigError> {
                 "batch_method_caps must be an object of method: positive integer".into(),
             ))
         }
+    }
+    if let Some(v) = positive("ws_max_batch_items")? {
+        l.ws_max_batch_items = v as usize;
+    }
+    if let Some(v) = positive("ws_max_message_bytes")? {
+        l.ws_max_message_bytes = v as usize;
     }
     if let Some(v) = positive("max_connections")? {
         l.max_connections = v as usize;

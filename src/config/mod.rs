@@ -131,6 +131,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "auth_fail_delay_ms",
     "auth_lockout_exempt_loopback",
     "balance_cache",
+    "ws_max_batch_items",
+    "ws_max_message_bytes",
 ];
 
 /// Keys the Komodo Wallet's SDK sends that kdfd accepts and does not act on (P2P, swaps, its own

@@ -1,5 +1,6 @@
 //! One HTTP request: CORS preflight, method and size checks, JSON parsing, then a single item or a
-//! batch. Any path is accepted and any content type is read as JSON, as KDF does.
+//! batch. Any path is accepted and any content type is read as JSON, as KDF does; `GET /ws` is the
+//! WebSocket endpoint (`ws`), whose messages go through the same `answer_body`.
 
 use super::answer::Body as AnswerBody;
 use super::auth::Caller;
@@ -75,27 +76,51 @@ fn respond(ctx: &Ctx, status: StatusCode, body: Bytes, content_type: &'static st
     r
 }
 
-/// A JSON response; one over `max_response_bytes` becomes an error instead.
-pub fn json_response(ctx: &Ctx, status: StatusCode, v: &Value) -> HttpResponse {
+/// A parsed body's answer before it becomes an HTTP response or a WebSocket message: the status
+/// and the body (JSON, `help`'s text, or empty when there is nothing to answer).
+pub struct Answered {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The body; empty for a 204 (only JSON-RPC notifications).
+    pub body: Bytes,
+}
+
+impl Answered {
+    fn nothing() -> Answered {
+        Answered {
+            status: StatusCode::NO_CONTENT,
+            body: Bytes::new(),
+        }
+    }
+}
+
+/// Serialises an answer; one over `max_response_bytes` becomes an error instead.
+fn render(ctx: &Ctx, status: StatusCode, v: &Value) -> Answered {
     let body = v.to_string();
     let limit = ctx.config.limits.max_response_bytes;
     if body.len() > limit {
         let msg = json!({"error": format!("Response of {} bytes is larger than the limit of {limit} bytes; split the batch", body.len())});
-        return respond(
-            ctx,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Bytes::from(msg.to_string()),
-            "application/json",
-        );
+        return Answered {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            body: Bytes::from(msg.to_string()),
+        };
     }
-    respond(ctx, status, Bytes::from(body), "application/json")
+    Answered {
+        status,
+        body: Bytes::from(body),
+    }
+}
+
+/// A JSON response; one over `max_response_bytes` becomes an error instead.
+pub fn json_response(ctx: &Ctx, status: StatusCode, v: &Value) -> HttpResponse {
+    let a = render(ctx, status, v);
+    respond(ctx, a.status, a.body, "application/json")
 }
 
 fn error_response(ctx: &Ctx, status: StatusCode, msg: impl Into<String>) -> HttpResponse {
     json_response(ctx, status, &json!({ "error": msg.into() }))
 }
 
-/// Handles one HTTP request; never fails (every problem is a JSON error response).
 /// The password of an `Authorization: Basic` (password part) or `Bearer` header.
 fn header_userpass(req: &Request<Incoming>) -> Option<String> {
     use bitcoin::base64::Engine;
@@ -119,6 +144,10 @@ pub async fn handle(ctx: Arc<Ctx>, ip: IpAddr, req: Request<Incoming>) -> HttpRe
     // KDF routes the event stream by path, before anything else, whatever the HTTP method.
     if req.uri().path() == super::sse::PATH {
         return super::sse::handle(&ctx, &req, header_userpass(&req));
+    }
+    if req.uri().path() == super::ws::PATH && req.method() == Method::GET {
+        let userpass = header_userpass(&req);
+        return super::ws::handle(ctx, ip, req, userpass).await;
     }
     let caller = Caller::new(ip, header_userpass(&req));
     if req.method() == Method::OPTIONS {
@@ -177,17 +206,33 @@ pub async fn handle(ctx: Arc<Ctx>, ip: IpAddr, req: Request<Incoming>) -> HttpRe
         }
         Ok(Ok(bytes)) => bytes,
     };
+    let a = answer_body(&ctx, &caller, &bytes, limits.max_batch_items).await;
+    respond(&ctx, a.status, a.body, "application/json")
+}
+
+/// Answers one request body (a single item, a batch of at most `max_batch_items`, or an atomic
+/// envelope) exactly as a POST does; the WebSocket endpoint sends its messages through here too.
+pub async fn answer_body(
+    ctx: &Arc<Ctx>,
+    caller: &Caller,
+    bytes: &[u8],
+    max_batch_items: usize,
+) -> Answered {
     // KDF answers an unparsable body with 500 and serde's message (which quotes no input).
-    let parsed: Value = match serde_json::from_slice(&bytes) {
+    let parsed: Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
         Err(e) => {
             tracing::debug!(ip = %caller.ip, bytes = bytes.len(), error = %e, "unparsable body");
             // A body that speaks JSON-RPC gets its parse error (-32700) in that dialect.
-            if memchr_jsonrpc(&bytes) {
+            if memchr_jsonrpc(bytes) {
                 let v = super::jsonrpc::parse_error(&e.to_string());
-                return json_response(&ctx, StatusCode::INTERNAL_SERVER_ERROR, &v);
+                return render(ctx, StatusCode::INTERNAL_SERVER_ERROR, &v);
             }
-            return error_response(&ctx, StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+            return render(
+                ctx,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({ "error": e.to_string() }),
+            );
         }
     };
     tracing::debug!(
@@ -198,46 +243,36 @@ pub async fn handle(ctx: Arc<Ctx>, ip: IpAddr, req: Request<Incoming>) -> HttpRe
     );
     match parsed {
         Value::Array(items) => {
-            if items.len() > limits.max_batch_items {
-                let (status, v) =
-                    RpcError::BatchTooLarge(items.len(), limits.max_batch_items).legacy();
-                return json_response(&ctx, status, &v);
+            if items.len() > max_batch_items {
+                let (status, v) = RpcError::BatchTooLarge(items.len(), max_batch_items).legacy();
+                return render(ctx, status, &v);
             }
             let was_empty = items.is_empty();
-            let slots = batch::run(&ctx, &caller, items).await;
+            let slots = batch::run(ctx, caller, items).await;
             if slots.is_empty() && !was_empty {
                 // Only JSON-RPC notifications: nothing to answer.
-                return respond(
-                    &ctx,
-                    StatusCode::NO_CONTENT,
-                    Bytes::new(),
-                    "application/json",
-                );
+                return Answered::nothing();
             }
-            json_response(&ctx, StatusCode::OK, &Value::Array(slots))
+            render(ctx, StatusCode::OK, &Value::Array(slots))
         }
         Value::Object(obj) if super::atomic::is_envelope(&obj) => {
-            match super::atomic::run(&ctx, &caller, obj).await {
-                Ok(v) => json_response(&ctx, StatusCode::OK, &v),
+            match super::atomic::run(ctx, caller, obj).await {
+                Ok(v) => render(ctx, StatusCode::OK, &v),
                 Err(e) => {
                     let (status, v) = e.legacy();
-                    json_response(&ctx, status, &v)
+                    render(ctx, status, &v)
                 }
             }
         }
         single => {
-            let answer = batch::run_item(&ctx, &caller, single).await;
+            let answer = batch::run_item(ctx, caller, single).await;
             match answer.body {
-                AnswerBody::Json(v) => json_response(&ctx, answer.status, &v),
-                AnswerBody::Text(t) => {
-                    respond(&ctx, answer.status, Bytes::from(t), "application/json")
-                }
-                AnswerBody::Nothing => respond(
-                    &ctx,
-                    StatusCode::NO_CONTENT,
-                    Bytes::new(),
-                    "application/json",
-                ),
+                AnswerBody::Json(v) => render(ctx, answer.status, &v),
+                AnswerBody::Text(t) => Answered {
+                    status: answer.status,
+                    body: Bytes::from(t),
+                },
+                AnswerBody::Nothing => Answered::nothing(),
             }
         }
     }

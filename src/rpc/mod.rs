@@ -13,6 +13,7 @@
 //! - `error`: every error and its legacy and mmrpc 2.0 shapes.
 //! - `methods`: the dispatch tables and the handlers.
 //! - `sse`: the `/event-stream` endpoint (KDF's SSE).
+//! - `ws`: the `/ws` WebSocket endpoint: RPC bodies as text messages, and pushed events.
 
 mod answer;
 mod atomic;
@@ -27,5 +28,6 @@ mod kdf_errors;
 mod methods;
 mod server;
 mod sse;
+mod ws;
 
 pub use server::run;

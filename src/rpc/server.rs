@@ -1,25 +1,29 @@
 //! The accept loop: a connection limit (503 past it), header timeouts, one task per connection
 //! (a panicking request answers 500 on it), and a graceful shutdown that answers what is in flight.
+//! Connections allow upgrades (`/ws`); a WebSocket keeps its connection slot until it closes.
 
 use super::http::{self, HttpResponse};
 use crate::ctx::Ctx;
 use hyper::service::service_fn;
 use hyper::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, watch, Semaphore};
 
 /// Serves RPC on `listener` until `shutdown` resolves or a `stop` request arrives, then lets
 /// in-flight requests finish (up to the drain timeout) and returns.
 pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Output = ()>) {
     let limits = ctx.config.limits.clone();
-    let graceful = GracefulShutdown::new();
+    // hyper-util's GracefulShutdown does not take upgradeable HTTP/1 connections, so the drain is
+    // ours: `draining` asks every connection to finish, and each holds a `drained` sender until
+    // it has (the receiver sees the end once all are dropped).
+    let draining = watch::channel(false).0;
+    let (drained, mut all_drained) = mpsc::channel::<()>(1);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -71,16 +75,36 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
             continue;
         };
         let ctx = ctx.clone();
-        let svc = service_fn(move |req| {
+        // Shared with a WebSocket the connection upgrades to, which outlives the HTTP connection.
+        let permit = Arc::new(permit);
+        let slot = super::ws::Slot {
+            permit: permit.clone(),
+            draining: draining.subscribe(),
+            drained: drained.clone(),
+        };
+        let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             let ctx = ctx.clone();
+            req.extensions_mut().insert(slot.clone());
             async move { Ok::<_, Infallible>(guarded(ctx, ip, req).await) }
         });
-        let conn = graceful.watch(builder.serve_connection(io, svc));
+        let conn = builder.serve_connection(io, svc).with_upgrades();
+        let mut stop = draining.subscribe();
+        let drained = drained.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            tokio::pin!(conn);
+            let ended = tokio::select! {
+                ended = conn.as_mut() => ended,
+                // The guard `wait_for` returns must not live across the await below.
+                _ = async { drop(stop.wait_for(|d| *d).await) } => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(permit);
+            drop(drained);
         });
     }
     drop(listener);
@@ -91,8 +115,10 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
     // SHUTDOWN_SIGNAL event) so the drain is not held up by them.
     ctx.events.close_all();
     tracing::info!("shutting down: no new connections, draining in-flight requests");
+    draining.send_replace(true);
+    drop(drained);
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = all_drained.recv() => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(limits.drain_timeout) => {
             tracing::warn!(timeout = ?limits.drain_timeout, "drain timeout: closing remaining connections");
         }

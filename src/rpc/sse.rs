@@ -42,7 +42,7 @@ fn decode(v: &str) -> String {
 }
 
 /// The decoded value of a query parameter.
-fn param(query: &str, name: &str) -> Option<String> {
+pub(super) fn param(query: &str, name: &str) -> Option<String> {
     query
         .split('&')
         .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
