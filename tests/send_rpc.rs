@@ -556,7 +556,9 @@ async fn task_withdraw_flow() {
 #[tokio::test]
 async fn send_and_get_raw_transaction() {
     let (k, fake) = funded().await;
-    let hex = "0400008085202f89";
+    // A whole (empty, transparent) overwintered v4 transaction: kdfd refuses bytes that are no
+    // transaction at all before broadcasting them.
+    let hex = "0400008085202f89000000000000000000000000000000000000000000";
     let (status, v) = k
         .post(&req(
             "send_raw_transaction",

@@ -117,6 +117,14 @@ fn causes(e: &dyn std::error::Error) -> String {
 
 /// Parses an address of the coin, or gives the reason it is not one (worded like KDF's).
 pub fn parse(conf: &CoinConf, s: &str) -> Result<AddrKind, String> {
+    // Base58 decoding is quadratic in the length: a 100 kB "address" would hold a worker for
+    // minutes. No address format is near this long (bech32 stops at 90 characters).
+    if s.len() > MAX_ADDRESS_LEN {
+        return Err(format!(
+            "Address of {} characters is longer than any address ({MAX_ADDRESS_LEN} at most)",
+            s.len()
+        ));
+    }
     let legacy_err = match parse_legacy(conf, s) {
         Ok(Some(kind)) => return Ok(kind),
         Ok(None) => format!("Address {s} is not base58check"),
@@ -137,6 +145,9 @@ pub fn parse(conf: &CoinConf, s: &str) -> Result<AddrKind, String> {
         "Cannot determine format of address {s}: legacy: {legacy_err}; segwit: {segwit_err}; cashaddress: not supported by kdfd"
     ))
 }
+
+/// Longest string [`parse`] tries to decode.
+pub const MAX_ADDRESS_LEN: usize = 128;
 
 /// The output script paying to an address.
 pub fn script_pubkey(kind: &AddrKind) -> ScriptBuf {

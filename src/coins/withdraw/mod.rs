@@ -15,7 +15,7 @@ pub use fee::{
 };
 pub use select::{SelectError, Selection, SizeModel};
 pub use sign::SenderKind;
-pub use zip243::{SaplingTx, SAPLING_BRANCH_ID, SAPLING_VERSION_GROUP_ID};
+pub use zip243::{ParseError, SaplingTx, SAPLING_BRANCH_ID, SAPLING_VERSION_GROUP_ID};
 
 use crate::coins::{format_amount, CoinConf};
 use crate::crypto::KeyPair;

@@ -225,12 +225,31 @@ pub async fn send_raw_transaction(ctx: Arc<Ctx>, req: Value) -> Result<Reply, Rp
         )));
     }
     check_hex(tx_hex).map_err(|e| RpcError::InvalidParams(format!("Invalid 'tx_hex': {e}")))?;
+    check_tx(&coin.conf, tx_hex)
+        .map_err(|e| RpcError::InvalidParams(format!("Invalid 'tx_hex': {e}")))?;
     let tx_hash = coin
         .pool
         .broadcast(tx_hex)
         .await
         .map_err(RpcError::Electrum)?;
     Ok(Reply::Json(json!({ "tx_hash": tx_hash })))
+}
+
+/// Refuses bytes that are no transaction at all (truncated, trailing garbage), so they are never
+/// broadcast; a well-formed transaction kdfd cannot fully decode (shielded parts, other
+/// overwintered versions) is left for the node to judge.
+fn check_tx(conf: &crate::coins::CoinConf, hex: &str) -> Result<(), String> {
+    use withdraw::{DecodeError, ParseError};
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    match withdraw::decode_tx(conf, &bytes) {
+        Ok(_) | Err(DecodeError::Overwintered(ParseError::Shielded | ParseError::NotV4(_))) => {
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn check_hex(s: &str) -> Result<(), String> {
