@@ -8,26 +8,16 @@
 //!
 //! The general corpus (envelopes, JSON, batches, caps) is tests/bad_input.rs.
 
-#[path = "bad_input_wallet/cases.rs"]
-mod cases;
-#[path = "bad_input_wallet/garbage_http.rs"]
-mod garbage_http;
 mod support;
 
-use cases::Case;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
+use support::bad_wallet::cases::{self, Case};
+use support::bad_wallet::{garbage_http, TANK, WALLET_PW};
 use support::electrum_fake::FakeElectrum;
 use support::{base_conf, shipped_coins, Kdfd, Launch, USERPASS};
-
-pub const TANK: &str = "tank abandon bind salon remove wisdom net size aspect direct source fossil";
-pub const WALLET_PW: &str = "Strong-Pass1!";
-
-pub fn v2(method: &str, params: Value) -> Value {
-    json!({"mmrpc": "2.0", "userpass": USERPASS, "method": method, "params": params, "id": 3})
-}
 
 /// Every path under `dir` (relative), with the bytes of each `*.json` file: what a refused
 /// request must not change. SQLite files are listed by name only (the daemon's own WAL

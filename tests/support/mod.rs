@@ -5,6 +5,7 @@
 
 pub use kdfd_testkit::*;
 
+pub mod bad_wallet;
 pub mod regtest;
 pub mod sdk;
 pub mod sdk_run;
