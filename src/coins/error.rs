@@ -23,6 +23,18 @@ pub enum CoinError {
     /// The first balance read failed, so the coin was not activated.
     #[error("Deactivated coin due to error in balance querying: {0}")]
     ActivationFailed(ElectrumError),
+    /// A token's coins-file entry is missing (KDF's `TokenConfigIsNotFound`).
+    #[error("Token {0} config is not found")]
+    TokenConfigNotFound(String),
+    /// A token's entry cannot be used: bad contract checksum, decimals (KDF's
+    /// `UnexpectedTokenProtocol`).
+    #[error("{message}")]
+    TokenProtocol {
+        /// The token.
+        ticker: String,
+        /// What is wrong, as the legacy answer words it.
+        message: String,
+    },
     /// The wallet's database failed.
     #[error("Wallet storage error: {0}")]
     Storage(String),

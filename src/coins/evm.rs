@@ -186,6 +186,17 @@ fn reserve<'a>(coins: &'a ActiveCoins, ticker: &str) -> Result<Reservation<'a>, 
         .ok_or_else(|| CoinError::AlreadyActive(ticker.to_string()))
 }
 
+/// A token's EVM entry; an unusable one is KDF's `UnexpectedTokenProtocol`.
+fn token_evm_conf(conf: &CoinConf) -> Result<EvmConf, CoinError> {
+    evm_conf(conf).map_err(|e| match e {
+        CoinError::Config(message) => CoinError::TokenProtocol {
+            ticker: conf.ticker.clone(),
+            message,
+        },
+        e => e,
+    })
+}
+
 /// A token entry of `platform`, checked.
 fn token_conf(
     registry: &Registry,
@@ -194,8 +205,8 @@ fn token_conf(
 ) -> Result<(Arc<CoinConf>, EvmConf), CoinError> {
     let conf = registry
         .get(ticker)
-        .ok_or_else(|| CoinError::Config(format!("Token {ticker} config is not found")))?;
-    let evm = evm_conf(&conf)?;
+        .ok_or_else(|| CoinError::TokenConfigNotFound(ticker.to_string()))?;
+    let evm = token_evm_conf(&conf)?;
     match &evm {
         EvmConf::Erc20 { platform: p, .. } if p == platform => Ok((conf, evm)),
         _ => Err(CoinError::Config(format!(
@@ -311,7 +322,7 @@ pub async fn activate_erc20(
     required_confirmations: Option<u64>,
 ) -> Result<(Arc<EvmCoin>, String), CoinError> {
     let ticker = conf.ticker.clone();
-    let evm = evm_conf(&conf)?;
+    let evm = token_evm_conf(&conf)?;
     let EvmConf::Erc20 { platform, .. } = &evm else {
         return Err(CoinError::Config(format!(
             "Coin {ticker} is not an ERC20 token"

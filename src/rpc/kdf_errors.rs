@@ -95,6 +95,28 @@ pub fn unexpected_protocol(ticker: &str, protocol: &str) -> RpcError {
     )
 }
 
+/// `TokenConfigIsNotFound` (EVM token activation).
+pub fn token_config_not_found(ticker: &str) -> RpcError {
+    kdf(
+        400,
+        "TokenConfigIsNotFound",
+        "token",
+        format!("Token {ticker} config is not found"),
+        Some(json!(ticker)),
+    )
+}
+
+/// `UnexpectedTokenProtocol`: a token entry kdfd cannot use (bad contract checksum, decimals).
+pub fn unexpected_token_protocol(ticker: &str, message: &str) -> RpcError {
+    kdf(
+        400,
+        "UnexpectedTokenProtocol",
+        "token",
+        message.to_string(),
+        Some(json!({ "ticker": ticker, "error": message })),
+    )
+}
+
 /// `CoinCreationError` (the task's Error details when activation fails).
 pub fn coin_creation(ticker: &str, error: &str) -> RpcError {
     kdf(

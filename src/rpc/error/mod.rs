@@ -156,6 +156,10 @@ impl From<crate::coins::CoinError> for RpcError {
             C::NoSuchCoin(c) => RpcError::NoSuchCoin(c),
             C::AlreadyActive(c) => RpcError::AlreadyActive(c),
             C::Config(m) => RpcError::CoinConfig(m),
+            C::TokenConfigNotFound(t) => super::kdf_errors::token_config_not_found(&t),
+            C::TokenProtocol { ticker, message } => {
+                super::kdf_errors::unexpected_token_protocol(&ticker, &message)
+            }
             C::InvalidParams(m) => RpcError::InvalidParams(m),
             C::NoKey => RpcError::NoPassphrase,
             C::ActivationFailed(e) => RpcError::ActivationFailed(e),

@@ -523,9 +523,8 @@ pub fn evm_cases(not_json: &str, not_hex: &str) -> Vec<Case> {
     out.push(case(
         "enable_eth_with_tokens BEAMX",
         with_tokens(json!([{"url": not_hex}]), json!([{"ticker": "BEAMX"}])),
-        // KDF: UnexpectedTokenProtocol (kdf-evm-compat.md 1.1); kdfd answers CoinConfigIsNotFound
-        // (same 400, the checksum named in the text): a known divergence, see the report.
-        Want::V2(&["UnexpectedTokenProtocol", "CoinConfigIsNotFound"]),
+        // KDF: UnexpectedTokenProtocol (kdf-evm-compat.md 1.1), the checksum named in the text.
+        Want::V2(&["UnexpectedTokenProtocol"]),
     ));
     out.push(case(
         "enable_erc20 BEAMX (no platform)",
@@ -533,7 +532,7 @@ pub fn evm_cases(not_json: &str, not_hex: &str) -> Vec<Case> {
             "enable_erc20",
             json!({"ticker": "BEAMX", "activation_params": {}}),
         ),
-        Want::V2(&["UnexpectedTokenProtocol", "CoinConfigIsNotFound"]),
+        Want::V2(&["UnexpectedTokenProtocol"]),
     ));
     out.push(case(
         "enable_erc20 BIGDEC (no platform)",
@@ -541,7 +540,7 @@ pub fn evm_cases(not_json: &str, not_hex: &str) -> Vec<Case> {
             "enable_erc20",
             json!({"ticker": "BIGDEC", "activation_params": {}}),
         ),
-        Want::V2(&["UnexpectedTokenProtocol", "CoinConfigIsNotFound"]),
+        Want::V2(&["UnexpectedTokenProtocol"]),
     ));
     out
 }
