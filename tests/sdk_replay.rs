@@ -73,7 +73,7 @@ async fn session(env: &Env, login: &Login<'_>, funded: &Funded) -> (String, Fund
 
     // SSE preflight, then the stream: 200, text/event-stream, `: ok` first.
     ok(&k, legacy("version", json!({}))).await;
-    let mut sse = Sse::open(k.addr, "/event-stream?id=0").await;
+    let mut sse = Sse::open(k.addr, "/event-stream?id=0", "").await;
     assert_eq!(sse.status, 200, "{}", sse.head);
     assert!(sse
         .head

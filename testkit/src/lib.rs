@@ -14,6 +14,7 @@ pub mod history_common;
 mod launch;
 pub mod load;
 pub mod model;
+pub mod sse;
 
 pub use launch::{kdfd_bin_near_exe, Kdfd, Launch, Spawned, Tuning};
 
