@@ -354,3 +354,37 @@ async fn wallet_files_create_reopen_and_refuse_wrong_password() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn cancelled_activation_leaves_no_coin() {
+    // Whenever the cancel lands (before or after the coin is registered), nothing stays active.
+    for wait_ms in [50u64, 450, 650, 850] {
+        let fake = FakeElectrum::start_tcp();
+        fake.set_latency(Duration::from_millis(200));
+        let k = Kdfd::start(hd_conf(&fake, json!({"passphrase": TANK})));
+        let (_, v) = k
+            .post(&v2("task::enable_utxo::init", enable_params(&fake)))
+            .await;
+        let id = v["result"]["task_id"].as_u64().expect("task id");
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        let (s, v) = k
+            .post(&v2("task::enable_utxo::cancel", json!({"task_id": id})))
+            .await;
+        if s != 200 {
+            // Finished before the cancel: then the coin is active, as KDF answers TaskFinished.
+            assert_eq!(v["error_type"], "TaskFinished", "{v}");
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (_, v) = k.post(&v2("get_enabled_coins", Value::Null)).await;
+        assert_eq!(
+            v["result"]["coins"],
+            json!([]),
+            "cancel after {wait_ms} ms: {v}"
+        );
+        // And the ticker is free again.
+        fake.set_latency(Duration::ZERO);
+        let r = task_result(&k, "enable_utxo", enable_params(&fake)).await;
+        assert_eq!(r["status"], "Ok", "{r}");
+    }
+}

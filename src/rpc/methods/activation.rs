@@ -106,6 +106,22 @@ pub async fn wallet_balance(coin: &UtxoCoin) -> Result<Value, RpcError> {
     )
 }
 
+/// Deactivates `ticker` on drop unless disarmed (`ticker` taken).
+struct Deactivate<'a> {
+    ctx: &'a Ctx,
+    ticker: Option<String>,
+}
+
+impl Drop for Deactivate<'_> {
+    fn drop(&mut self) {
+        if let Some(t) = self.ticker.take() {
+            if self.ctx.coins.remove(&t).is_some() {
+                tracing::info!(coin = %t, "activation cancelled or failed: coin deactivated");
+            }
+        }
+    }
+}
+
 /// `task::enable_utxo::init`: checks what KDF checks before the task, then activates in a task.
 pub async fn init(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
     let req: InitReq = parse(params.clone())?;
@@ -185,9 +201,16 @@ pub async fn init(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
                         }
                         e => kdf_errors::coin_creation(&ticker, &e.to_string()),
                     })?;
+                // Until the task answers Ok, a cancel (the future dropped) or a failure below
+                // deactivates the coin again: as in KDF, a cancelled activation leaves no coin.
+                let mut undo = Deactivate {
+                    ctx: &ctx,
+                    ticker: Some(ticker.clone()),
+                };
                 progress.set(json!("RequestingWalletBalance"));
                 let current_block = coin.pool.tip_height().await.map_err(RpcError::Electrum)?;
                 let wallet_balance = wallet_balance(&coin).await?;
+                undo.ticker = None;
                 if tx_history {
                     crate::rpc::methods::start_history(&ctx, &coin);
                 }
