@@ -142,6 +142,10 @@ impl Ctx {
             None => None,
         };
         let client_name = format!("{} GUI/MM2 {}", config.gui, crate::version_string());
+        let electrum = std::sync::Arc::new(crate::electrum::Hub::new(
+            client_name.clone(),
+            config.limits.electrum_max_array,
+        ));
         Ok(Ctx {
             history: crate::history::Manager::new(store.clone()),
             auth: crate::guard::Guard::new(config.auth.clone()),
@@ -155,7 +159,7 @@ impl Ctx {
             wallet_name,
             wallets,
             store,
-            electrum: std::sync::Arc::new(crate::electrum::Hub::new(client_name.clone())),
+            electrum,
             client_name,
             shutdown: watch::channel(false).0,
         })

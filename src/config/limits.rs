@@ -32,6 +32,8 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// `max_finished_tasks`: finished RPC tasks kept for `status` (oldest forgotten first).
     pub max_finished_tasks: usize,
+    /// `electrum_max_array`: most requests in one JSON-RPC array to an Electrum server.
+    pub electrum_max_array: usize,
     /// `batch_method_caps`: per-method overrides of the table's default caps; items past the cap
     /// get an error slot.
     pub method_caps: std::collections::HashMap<String, usize>,
@@ -57,6 +59,7 @@ impl Default for Limits {
             max_inflight_items: 20_000,
             max_response_bytes: 64 * 1024 * 1024,
             max_finished_tasks: 1000,
+            electrum_max_array: crate::electrum::DEFAULT_MAX_ARRAY,
             // Only the config's overrides; each method's default cap is in the RPC method table.
             method_caps: Default::default(),
             // The seeds' providers answer WebSocket batches of at most 20 items.
@@ -118,6 +121,9 @@ pub(super) fn parse_limits(conf: &Value) -> Result<Limits, ConfigError> {
     }
     if let Some(v) = positive("max_inflight_items")? {
         l.max_inflight_items = v as usize;
+    }
+    if let Some(v) = positive("electrum_max_array")? {
+        l.electrum_max_array = (v as usize).min(10_000);
     }
     if let Some(v) = positive("max_finished_tasks")? {
         l.max_finished_tasks = v as usize;

@@ -111,6 +111,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "hd_account_id",
     "event_streaming_configuration",
     "max_finished_tasks",
+    "electrum_max_array",
     "max_body_bytes",
     "max_batch_items",
     "batch_concurrency",

@@ -87,13 +87,15 @@ impl Drop for Connection {
 }
 
 impl Connection {
-    /// Opens the socket (and TLS), then sends `server.version` before anything else.
+    /// Opens the socket (and TLS), then sends `server.version` before anything else. `max_array`
+    /// bounds the requests of one JSON-RPC array.
     pub async fn open(
         spec: &ServerSpec,
         client_name: &str,
+        max_array: usize,
     ) -> Result<Arc<Connection>, ElectrumError> {
         let fut = async {
-            let conn = Self::open_transport(spec).await?;
+            let conn = Self::open_transport(spec, max_array).await?;
             let version = conn
                 .call("server.version", json!([client_name, ["1.2", "1.4"]]))
                 .await;
@@ -120,7 +122,10 @@ impl Connection {
             .map_err(|_| ElectrumError::Timeout(spec.url.clone(), spec.timeout))?
     }
 
-    async fn open_transport(spec: &ServerSpec) -> Result<Arc<Connection>, ElectrumError> {
+    async fn open_transport(
+        spec: &ServerSpec,
+        max_array: usize,
+    ) -> Result<Arc<Connection>, ElectrumError> {
         let connect_err = |e: String| ElectrumError::Connect(spec.url.clone(), e);
         let tcp = TcpStream::connect((spec.host.as_str(), spec.port))
             .await
@@ -128,7 +133,7 @@ impl Connection {
         // Requests are small and latency-bound.
         let _ = tcp.set_nodelay(true);
         if !spec.tls {
-            return Ok(Self::start(spec, tcp));
+            return Ok(Self::start(spec, tcp, max_array));
         }
         let name = rustls::pki_types::ServerName::try_from(spec.host.clone())
             .map_err(|e| connect_err(format!("bad TLS server name: {e}")))?;
@@ -145,12 +150,13 @@ impl Connection {
                 };
                 connect_err(format!("TLS handshake failed: {e}{hint}"))
             })?;
-        Ok(Self::start(spec, tls))
+        Ok(Self::start(spec, tls, max_array))
     }
 
     fn start<S: AsyncRead + AsyncWrite + Send + 'static>(
         spec: &ServerSpec,
         stream: S,
+        max_array: usize,
     ) -> Arc<Self> {
         let (read, write) = tokio::io::split(stream);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -159,12 +165,17 @@ impl Connection {
         // Small: a listener that falls behind forgets its cache, which is safe, and every
         // connection pays for this buffer whether or not a notification ever arrives.
         let (notify_tx, _) = broadcast::channel(32);
+        let arrays = Arc::new(super::arrays::Arrays::new(max_array));
         let reader = tokio::spawn(read_loop(
-            spec.url.clone(),
+            Reader {
+                label: spec.url.clone(),
+                pending: pending.clone(),
+                closed: closed.clone(),
+                notify: notify_tx.clone(),
+                arrays: arrays.clone(),
+                resend: tx.clone(),
+            },
             read,
-            pending.clone(),
-            closed.clone(),
-            notify_tx.clone(),
         ));
         let pad = Arc::new(AtomicBool::new(false));
         let writer = tokio::spawn(super::writer::write_loop(
@@ -172,6 +183,7 @@ impl Connection {
             rx,
             closed.clone(),
             pad.clone(),
+            arrays,
         ));
         Arc::new(Connection {
             label: spec.url.clone(),
@@ -281,13 +293,26 @@ fn fail_all(pending: &Pending, reason: &ElectrumError) {
     }
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(
+/// What the reader task shares with the connection.
+struct Reader {
     label: String,
-    read: R,
     pending: Pending,
     closed: Arc<AtomicBool>,
     notify: broadcast::Sender<Notification>,
-) {
+    arrays: Arc<super::arrays::Arrays>,
+    /// The writer's queue, to send a refused array's requests again one by one.
+    resend: mpsc::UnboundedSender<Value>,
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(r: Reader, read: R) {
+    let Reader {
+        label,
+        pending,
+        closed,
+        notify,
+        arrays,
+        resend,
+    } = r;
     let mut reader = BufReader::new(read);
     let mut buf = Vec::new();
     loop {
@@ -314,14 +339,36 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
         };
         match msg {
-            Value::Array(items) => items
-                .into_iter()
-                .for_each(|m| dispatch(&label, m, &pending, &notify)),
+            Value::Array(items) => {
+                arrays.answered(&items);
+                items
+                    .into_iter()
+                    .for_each(|m| dispatch(&label, m, &pending, &notify))
+            }
+            m if is_refusal(&m) => match arrays.refused_array() {
+                Some(items) => {
+                    tracing::info!(server = %label, error = %m, "server refused a JSON-RPC array; sending single requests from now on");
+                    for item in items {
+                        if item.get("id").and_then(Value::as_u64) != Some(super::writer::FILLER_ID)
+                        {
+                            let _ = resend.send(item);
+                        }
+                    }
+                }
+                None => dispatch(&label, m, &pending, &notify),
+            },
             m => dispatch(&label, m, &pending, &notify),
         }
     }
     closed.store(true, Ordering::Release);
     fail_all(&pending, &ElectrumError::Closed(label));
+}
+
+/// An error object that names no request: what a server that refuses arrays answers to one.
+fn is_refusal(msg: &Value) -> bool {
+    msg.get("error").is_some_and(|e| !e.is_null())
+        && msg.get("id").is_none_or(Value::is_null)
+        && msg.get("method").is_none()
 }
 
 fn dispatch(label: &str, msg: Value, pending: &Pending, notify: &broadcast::Sender<Notification>) {

@@ -11,6 +11,7 @@ type Key = (String, u16, bool, bool);
 /// The live connections by server; a connection closes when the last coin using it lets go.
 pub struct Hub {
     client_name: String,
+    max_array: usize,
     conns: Mutex<HashMap<Key, Weak<Connection>>>,
     connecting: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -20,10 +21,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Hub {
-    /// A hub whose connections introduce themselves as `client_name`.
-    pub fn new(client_name: String) -> Hub {
+    /// A hub whose connections introduce themselves as `client_name` and send at most
+    /// `max_array` requests per JSON-RPC array.
+    pub fn new(client_name: String, max_array: usize) -> Hub {
         Hub {
             client_name,
+            max_array,
             conns: Mutex::default(),
             connecting: Mutex::default(),
         }
@@ -63,7 +66,7 @@ impl Hub {
         if let Some(c) = self.live(&key) {
             return Ok(c);
         }
-        let opened = Connection::open(spec, &self.client_name).await;
+        let opened = Connection::open(spec, &self.client_name, self.max_array).await;
         let mut conns = lock(&self.conns);
         // Forget servers nobody uses any more, so both maps stay as small as the live set.
         conns.retain(|_, w| w.strong_count() > 0);

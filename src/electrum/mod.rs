@@ -14,6 +14,7 @@
 //! batch as separate lines, which stock ElectrumX 2.0 holds for up to a second each. Ours sends
 //! KDF's handshake and turns requests made in the same instant into one JSON-RPC array.
 
+mod arrays;
 mod cache;
 mod conn;
 mod hub;
@@ -23,6 +24,7 @@ pub(crate) mod tls;
 mod watch;
 mod writer;
 
+pub use arrays::DEFAULT_MAX_ARRAY;
 pub use conn::{Connection, Notification};
 pub use hub::Hub;
 pub use pool::{Pool, PoolHandle};

@@ -7,11 +7,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-/// Most requests sent in one JSON-RPC array.
-const MAX_ARRAY: usize = 500;
-
 /// Id of the filler request; its answer matches no waiter and is dropped.
-const FILLER_ID: u64 = u64::MAX;
+pub(super) const FILLER_ID: u64 = u64::MAX;
 /// Methods whose answers are small (about 45 to 110 bytes each).
 const SMALL_REPLIES: &[&str] = &[
     "blockchain.scripthash.get_balance",
@@ -40,8 +37,20 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
     mut rx: mpsc::UnboundedReceiver<Value>,
     closed: Arc<AtomicBool>,
     pad: Arc<AtomicBool>,
+    arrays: Arc<super::arrays::Arrays>,
 ) {
     while let Some(first) = rx.recv().await {
+        if arrays.refused() {
+            // The server does not take arrays: one request per line.
+            let mut line = first.to_string();
+            line.push('\n');
+            if write.write_all(line.as_bytes()).await.is_err() || write.flush().await.is_err() {
+                closed.store(true, Ordering::Release);
+                return;
+            }
+            continue;
+        }
+        let max_array = arrays.max;
         let mut items = vec![first];
         // Linger while requests keep arriving (the rest of a batch is being queued, maybe on
         // another worker thread), so one batch leaves as one array; stop as soon as a yield
@@ -49,13 +58,13 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
         loop {
             tokio::task::yield_now().await;
             let before = items.len();
-            while items.len() < MAX_ARRAY {
+            while items.len() < max_array {
                 match rx.try_recv() {
                     Ok(v) => items.push(v),
                     Err(_) => break,
                 }
             }
-            if items.len() == before || items.len() >= MAX_ARRAY {
+            if items.len() == before || items.len() >= max_array {
                 break;
             }
         }
@@ -65,6 +74,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
         let mut line = if items.len() == 1 {
             items.pop().map(|v| v.to_string()).unwrap_or_default()
         } else {
+            arrays.sent(&items);
             Value::Array(items).to_string()
         };
         line.push('\n');

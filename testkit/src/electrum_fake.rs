@@ -43,6 +43,9 @@ pub enum Mode {
     Drop,
     /// Answer `server.version` with a JSON-RPC error; everything else is normal.
     RejectVersion,
+    /// Answer every JSON-RPC array with one error object and no id, as Fulcrum before 1.6 did;
+    /// single requests are normal.
+    RejectArrays,
 }
 
 impl Mode {
@@ -53,6 +56,7 @@ impl Mode {
             Mode::Garbage => 2,
             Mode::Drop => 3,
             Mode::RejectVersion => 4,
+            Mode::RejectArrays => 5,
         }
     }
 
@@ -62,6 +66,7 @@ impl Mode {
             2 => Mode::Garbage,
             3 => Mode::Drop,
             4 => Mode::RejectVersion,
+            5 => Mode::RejectArrays,
             _ => Mode::Normal,
         }
     }
@@ -98,6 +103,8 @@ struct State {
     next_revision: u64,
     conns: HashMap<u64, ConnEntry>,
     lines_received: usize,
+    /// The longest JSON-RPC array received.
+    max_array: usize,
     methods: Vec<String>,
     client_names: Vec<String>,
     connections_accepted: usize,
@@ -392,6 +399,11 @@ impl FakeElectrum {
         self.shared.lock().lines_received
     }
 
+    /// The most requests one received JSON-RPC array held.
+    pub fn max_array_received(&self) -> usize {
+        self.shared.lock().max_array
+    }
+
     /// How many requests named `method` arrived (batch items counted one by one).
     pub fn method_count(&self, method: &str) -> usize {
         self.shared
@@ -628,9 +640,12 @@ async fn read_loop<R>(
                     return;
                 }
             }
-            Mode::Normal | Mode::RejectVersion => {
+            Mode::Normal | Mode::RejectVersion | Mode::RejectArrays => {
                 let reply = match parsed {
                     Err(_) => Some(error_response(Value::Null, -32700, "Parse error")),
+                    Ok(Value::Array(_)) if shared.mode() == Mode::RejectArrays => Some(
+                        error_response(Value::Null, -31999, "Json Error: expected object"),
+                    ),
                     Ok(v) => handle_message(v, conn_id, shared),
                 };
                 if let Some(reply) = reply {
@@ -656,6 +671,9 @@ fn delayed(shared: &Shared, arrived: Instant, bytes: Vec<u8>) -> Outgoing {
 fn record_arrival(shared: &Shared, msg: Option<&Value>) {
     let mut st = shared.lock();
     st.lines_received += 1;
+    if let Some(Value::Array(items)) = msg {
+        st.max_array = st.max_array.max(items.len());
+    }
     let mut record = |req: &Value| {
         if let Some(method) = req.get("method").and_then(Value::as_str) {
             st.methods.push(method.to_string());
