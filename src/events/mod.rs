@@ -3,8 +3,9 @@
 //! `rpc::sse`; the streamer tasks in `streamers`.
 //!
 //! - A frame is KDF's, byte for byte: `data: {"_type":"<id>","message":<payload>} \n\n`.
-//! - Each client has a bounded queue; a client that does not read loses events (logged) rather
-//!   than making the daemon buffer without limit.
+//! - Each client has a bounded queue. A client that falls `QUEUE` events behind is told so by
+//!   one last event (`STREAM_LAGGED`, a kdfd extension) and its stream ends after it, so the
+//!   daemon never buffers without limit and the client knows to reconnect and re-read.
 //! - Each client keeps its last `REPLAY` frames with a sequence number, for `Last-Event-ID`
 //!   replay when it reconnects (takes over) with the same id.
 //! - A streamer's task runs while at least one client listens; the last `disable` (or
@@ -74,12 +75,28 @@ impl Client {
             self.replay.pop_front();
         }
         self.replay.push_back(f.clone());
-        if self.tx.try_send(f).is_err() {
-            tracing::warn!(
-                client = id,
-                "event stream client is not reading: event dropped"
-            );
+        if self.tx.is_closed() {
+            return;
         }
+        if self.tx.capacity() > 1 {
+            let _ = self.tx.try_send(f);
+            return;
+        }
+        tracing::warn!(
+            client = id,
+            "event stream client fell {QUEUE} events behind: told so and cut"
+        );
+        let notice = frame(
+            "STREAM_LAGGED",
+            &json!({"dropped_after_seq": self.seq - 1,
+                    "reason": "the client fell too far behind; reconnect and re-read balances and history"}),
+        );
+        let _ = self.tx.try_send(Frame {
+            seq: self.seq,
+            data: notice,
+        });
+        // Replacing the sender ends this stream once the client has read what is queued.
+        self.tx = mpsc::channel(1).0;
     }
 }
 
@@ -129,7 +146,8 @@ impl Hub {
     /// that sequence number are queued first.
     pub fn connect(&self, id: u64, last_seen: Option<u64>) -> Connection {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(QUEUE);
+        // One slot more than QUEUE: room for the lag notice.
+        let (tx, rx) = mpsc::channel(QUEUE + 1);
         let mut inner = self.lock();
         match inner.clients.get_mut(&id) {
             Some(c) => {

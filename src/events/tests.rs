@@ -133,9 +133,13 @@ async fn slow_client_loses_events_not_memory() {
     for i in 0..(QUEUE + 10) {
         hub.publish("HEARTBEAT", json!(i));
     }
-    let mut n = 0;
-    while c.rx.try_recv().is_ok() {
-        n += 1;
+    let mut frames = Vec::new();
+    while let Ok(f) = c.rx.try_recv() {
+        frames.push(f);
     }
-    assert_eq!(n, QUEUE);
+    // QUEUE events, then the notice, then the stream ends (the sender is gone).
+    assert_eq!(frames.len(), QUEUE + 1);
+    let last = String::from_utf8(frames[QUEUE].data.to_vec()).unwrap();
+    assert!(last.starts_with(r#"data: {"_type":"STREAM_LAGGED""#), "{last}");
+    assert!(c.rx.recv().await.is_none(), "a cut client's stream ends");
 }
