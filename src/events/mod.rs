@@ -24,6 +24,9 @@ use tokio::sync::mpsc;
 pub const QUEUE: usize = 256;
 /// Frames kept per client for `Last-Event-ID` replay.
 pub const REPLAY: usize = 64;
+/// How long a disconnected client's subscriptions and replay frames are kept for a reconnect
+/// that names its `Last-Event-ID` (a reconnect without one starts afresh, as in KDF).
+pub const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why an enable or disable fails; the names are KDF's streamer-manager errors (the SDK matches
 /// on `UnknownClient`).
@@ -62,6 +65,8 @@ struct Client {
     seq: u64,
     replay: VecDeque<Frame>,
     listening: HashSet<String>,
+    /// Disconnected: kept for `GRACE` so a `Last-Event-ID` reconnect misses nothing.
+    detached: bool,
 }
 
 impl Client {
@@ -149,13 +154,39 @@ impl Hub {
         // One slot more than QUEUE: room for the lag notice.
         let (tx, rx) = mpsc::channel(QUEUE + 1);
         let mut inner = self.lock();
+        // A disconnected client that comes back without a Last-Event-ID starts afresh (KDF).
+        if last_seen.is_none() && inner.clients.get(&id).is_some_and(|c| c.detached) {
+            if let Some(c) = inner.clients.remove(&id) {
+                for s in c.listening {
+                    leave(&mut inner, id, &s);
+                }
+            }
+        }
         match inner.clients.get_mut(&id) {
             Some(c) => {
-                tracing::info!(client = id, "event stream reconnected: taking over");
+                tracing::info!(
+                    client = id,
+                    detached = c.detached,
+                    "event stream reconnected: taking over"
+                );
                 c.conn = conn;
+                c.detached = false;
                 // Dropping the old sender ends the old stream after what it has queued.
                 c.tx = tx;
                 if let Some(last) = last_seen {
+                    let oldest = c.replay.front().map_or(c.seq + 1, |f| f.seq);
+                    if last + 1 < oldest && last < c.seq {
+                        // More was missed than is kept: say so, so the client re-reads.
+                        let notice = frame(
+                            "STREAM_LAGGED",
+                            &json!({"dropped_after_seq": last,
+                                    "reason": "more events were missed than kdfd keeps; re-read balances and history"}),
+                        );
+                        let _ = c.tx.try_send(Frame {
+                            seq: last,
+                            data: notice,
+                        });
+                    }
                     for f in c.replay.iter().filter(|f| f.seq > last) {
                         let _ = c.tx.try_send(f.clone());
                     }
@@ -170,6 +201,7 @@ impl Hub {
                         seq: 0,
                         replay: VecDeque::new(),
                         listening: HashSet::new(),
+                        detached: false,
                     },
                 );
             }
@@ -182,10 +214,36 @@ impl Hub {
         }
     }
 
-    /// Drops client `id` if connection `conn` still holds it, and unsubscribes it everywhere.
+    /// Connection `conn` of client `id` ended: the client is kept, detached, for `GRACE` (inside a
+    /// runtime), then dropped and unsubscribed everywhere unless it reconnected.
     fn disconnect(&self, id: u64, conn: u64) {
+        {
+            let mut inner = self.lock();
+            let Some(c) = inner.clients.get_mut(&id).filter(|c| c.conn == conn) else {
+                return;
+            };
+            c.detached = true;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let hub = self.clone();
+                rt.spawn(async move {
+                    tokio::time::sleep(GRACE).await;
+                    hub.expire(id, conn);
+                });
+            }
+            Err(_) => self.expire(id, conn),
+        }
+    }
+
+    /// Drops client `id` if it is still the detached connection `conn`.
+    fn expire(&self, id: u64, conn: u64) {
         let mut inner = self.lock();
-        if inner.clients.get(&id).is_none_or(|c| c.conn != conn) {
+        if inner
+            .clients
+            .get(&id)
+            .is_none_or(|c| c.conn != conn || !c.detached)
+        {
             return;
         }
         if let Some(c) = inner.clients.remove(&id) {
@@ -198,7 +256,7 @@ impl Hub {
 
     /// Whether a client with this id is connected.
     pub fn has_client(&self, id: u64) -> bool {
-        self.lock().clients.contains_key(&id)
+        self.lock().clients.get(&id).is_some_and(|c| !c.detached)
     }
 
     /// Adds client `id` to `streamer_id`. When the streamer is not running yet, `start` spawns its
@@ -211,6 +269,7 @@ impl Hub {
         let client = inner
             .clients
             .get_mut(&id)
+            .filter(|c| !c.detached)
             .ok_or(EventError::UnknownClient)?;
         if !client.listening.insert(streamer_id.to_string()) {
             return Err(EventError::ClientAlreadyListening);

@@ -64,9 +64,16 @@ async fn enable_errors_publish_and_disable() {
         Err(EventError::ClientNotListening)
     );
     assert!(hub.is_running("HEARTBEAT"), "client 1 still listens");
+    tokio::time::pause();
     drop(_c1);
-    assert!(!hub.is_running("HEARTBEAT"), "disconnect unsubscribes");
-    assert!(!hub.has_client(1));
+    assert!(!hub.has_client(1), "a disconnected client is no client");
+    // Its subscriptions are kept for a Last-Event-ID reconnect, then dropped.
+    assert!(hub.is_running("HEARTBEAT"));
+    tokio::time::sleep(GRACE + std::time::Duration::from_millis(10)).await;
+    assert!(
+        !hub.is_running("HEARTBEAT"),
+        "disconnect unsubscribes after the grace"
+    );
 }
 
 #[tokio::test]
@@ -140,6 +147,43 @@ async fn slow_client_loses_events_not_memory() {
     // QUEUE events, then the notice, then the stream ends (the sender is gone).
     assert_eq!(frames.len(), QUEUE + 1);
     let last = String::from_utf8(frames[QUEUE].data.to_vec()).unwrap();
-    assert!(last.starts_with(r#"data: {"_type":"STREAM_LAGGED""#), "{last}");
+    assert!(
+        last.starts_with(r#"data: {"_type":"STREAM_LAGGED""#),
+        "{last}"
+    );
     assert!(c.rx.recv().await.is_none(), "a cut client's stream ends");
+}
+
+#[tokio::test]
+async fn last_event_id_reconnect_misses_nothing() {
+    let hub = Hub::default();
+    let c = hub.connect(3, None);
+    hub.enable(3, "HEARTBEAT", || None).unwrap();
+    hub.publish("HEARTBEAT", json!(1));
+    hub.publish("HEARTBEAT", json!(2));
+    drop(c);
+    // Disconnected: not a client for enables, but events are still kept for a reconnect.
+    assert_eq!(hub.enable(3, "X", || None), Err(EventError::UnknownClient));
+    hub.publish("HEARTBEAT", json!(3));
+    let mut c = hub.connect(3, Some(1));
+    let got: Vec<String> = std::iter::from_fn(|| c.rx.try_recv().ok())
+        .map(|f| String::from_utf8(f.data.to_vec()).unwrap())
+        .collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].contains("\"message\":2") && got[1].contains("\"message\":3"));
+    // Still subscribed after the reconnect.
+    hub.publish("HEARTBEAT", json!(4));
+    assert!(c.rx.try_recv().is_ok());
+    // A gap larger than the replay ring is announced.
+    drop(c);
+    for i in 0..(REPLAY + 5) {
+        hub.publish("HEARTBEAT", json!(i));
+    }
+    let mut c = hub.connect(3, Some(4));
+    let first = String::from_utf8(c.rx.try_recv().unwrap().data.to_vec()).unwrap();
+    assert!(first.contains("STREAM_LAGGED"), "{first}");
+    // Without a Last-Event-ID a reconnect starts afresh, as in KDF.
+    drop(c);
+    let _c = hub.connect(3, None);
+    hub.enable(3, "HEARTBEAT", || None).unwrap();
 }
