@@ -92,8 +92,8 @@ pub(crate) async fn p9(args: &Args, bin: &Path, out: &mut Section) -> anyhow::Re
             min: fmt_ms(min),
             max: fmt_ms(max),
             ratio: format!("{lm:.0} round trips (lines; max {lmax:.0})"),
-            goal: "≤ 2 round trips".into(),
-            met: met(lmax <= 2.0 && m <= 2.0 * lat as f64 + 100.0),
+            goal: format!("≤ 2 round trips (≤ {} ms)", 2 * lat),
+            met: met(lmax <= 2.0 && m <= 2.0 * lat as f64),
             cmd: cmd("P9"),
         });
         details.push(format!(
