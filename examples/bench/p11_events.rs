@@ -214,7 +214,7 @@ pub(crate) async fn p11(args: &Args, bin: &Path, out: &mut Section) -> anyhow::R
         sats += 1;
         fleet.servers[paid % n].set_balance(&p2pkh, sats, 0);
         paid += 1;
-        if paid % 50 == 0 {
+        if paid.is_multiple_of(50) {
             rss_max = rss_max.max(d.rss_kb().unwrap_or(0) as f64);
         }
         let next = Duration::from_secs_f64(paid as f64 / rate);

@@ -107,7 +107,11 @@ fn hd_coins(n: usize) -> Value {
 }
 
 /// One timed activation of `n` coins on a fresh daemon: (ms, upstream lines).
-async fn activation(bin: &Path, servers: &[FakeElectrum], hd: bool) -> anyhow::Result<(f64, f64)> {
+async fn activation(
+    bin: &Path,
+    servers: &[FakeElectrum],
+    hd: bool,
+) -> anyhow::Result<(f64, f64, String)> {
     let n = servers.len();
     let dbdir = tempfile::tempdir()?;
     let mut conf = base_conf(hd_coins(n));
@@ -124,6 +128,7 @@ async fn activation(bin: &Path, servers: &[FakeElectrum], hd: bool) -> anyhow::R
         .map(|(i, s)| enable_utxo_params(&format!("H{i}"), &s.url()))
         .collect();
     let l0: usize = servers.iter().map(FakeElectrum::lines_received).sum();
+    let m0 = servers[0].methods().len();
     let t = Instant::now();
     let r = run_tasks(&mut c, "enable_utxo", &inits)
         .await
@@ -142,8 +147,21 @@ async fn activation(bin: &Path, servers: &[FakeElectrum], hd: bool) -> anyhow::R
             bail!("HD activation answered no addresses: {}", short(&r[0]));
         }
     }
+    // What server 0 was asked during the activation: method × count, in first-seen order.
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for m in servers[0].methods().into_iter().skip(m0) {
+        match seen.iter_mut().find(|(k, _)| *k == m) {
+            Some((_, c)) => *c += 1,
+            None => seen.push((m, 1)),
+        }
+    }
+    let asked = seen
+        .iter()
+        .map(|(m, c)| format!("`{m}` × {c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     d.stop(Duration::from_secs(10)).await;
-    Ok((took, lines as f64 / n as f64))
+    Ok((took, lines as f64 / n as f64, asked))
 }
 
 pub(crate) async fn p8(args: &Args, bin: &Path, out: &mut Section) -> anyhow::Result<()> {
@@ -159,17 +177,20 @@ pub(crate) async fn p8(args: &Args, bin: &Path, out: &mut Section) -> anyhow::Re
     activation(bin, &servers[..1], true).await?;
     let (mut hd1, mut ig1, mut hd10, mut ig10) = (vec![], vec![], vec![], vec![]);
     let (mut hd1l, mut ig1l, mut hd10l, mut ig10l) = (vec![], vec![], vec![], vec![]);
+    let mut asked = (String::new(), String::new());
     for _ in 0..args.reps {
-        let (t, l) = activation(bin, &servers[..1], true).await?;
+        let (t, l, a) = activation(bin, &servers[..1], true).await?;
         hd1.push(t);
         hd1l.push(l);
-        let (t, l) = activation(bin, &servers[..1], false).await?;
+        asked.0 = a;
+        let (t, l, a) = activation(bin, &servers[..1], false).await?;
+        asked.1 = a;
         ig1.push(t);
         ig1l.push(l);
-        let (t, l) = activation(bin, &servers, true).await?;
+        let (t, l, _) = activation(bin, &servers, true).await?;
         hd10.push(t);
         hd10l.push(l);
-        let (t, l) = activation(bin, &servers, false).await?;
+        let (t, l, _) = activation(bin, &servers, false).await?;
         ig10.push(t);
         ig10l.push(l);
     }
@@ -231,7 +252,7 @@ pub(crate) async fn p8(args: &Args, bin: &Path, out: &mut Section) -> anyhow::Re
          `task::enable_utxo::init` request to the status answer that is no longer `InProgress`. \
          HD one coin, ms: {}; iguana one coin, ms: {}; HD 10 coins, ms: {}; iguana 10 coins, ms: \
          {}. Lines per server per activation: HD one coin {}, iguana one coin {}, HD 10 coins {}, \
-         iguana 10 coins {}. Start-up: {} spawns, ms: {} (the wallet file was created by a first \
+         iguana 10 coins {}. Requests of one activation (last rep): HD {}; iguana {}. Start-up: {} spawns, ms: {} (the wallet file was created by a first \
          run with the same config; port fixed and poll-connected every 0.25 ms as in P5).",
         list_ms(&hd1),
         list_ms(&ig1),
@@ -241,6 +262,8 @@ pub(crate) async fn p8(args: &Args, bin: &Path, out: &mut Section) -> anyhow::Re
         list_ms(&ig1l),
         list_ms(&hd10l),
         list_ms(&ig10l),
+        asked.0,
+        asked.1,
         starts.len(),
         list_ms(&starts)
     ));
