@@ -22,15 +22,25 @@
 #![allow(dead_code)]
 
 mod p1;
+mod p10_evm;
+mod p11_events;
+mod p12_login;
 mod p3;
 mod p5;
 mod p6;
+mod p8_hd;
+mod p9_withdraw;
 mod render;
 
 use p1::p1_p2_p4;
+use p10_evm::p10;
+use p11_events::p11;
+use p12_login::p12;
 use p3::{loadavg, p3, serve_bare};
 use p5::{p5_p4idle, p7};
 use p6::p6;
+use p8_hd::p8;
+use p9_withdraw::p9;
 use render::{p4_rows, render};
 
 use anyhow::{anyhow, bail, Context};
@@ -42,7 +52,9 @@ use kdfd_testkit::load::{
     activate_batch, activation_item, check_all_slots, default_kdfd_bin, disable_batch, drive,
     measuring, post_timed, short, start_kdfd, version_workload, FakeFleet, FAKE_P2PK_SATS,
 };
-use kdfd_testkit::{base_conf, proc_status_kb, test_coins, Kdfd, Launch, Spawned, USERPASS};
+use kdfd_testkit::{
+    base_conf, bob_scripthashes, proc_status_kb, test_coins, Kdfd, Launch, Spawned, USERPASS,
+};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -80,7 +92,7 @@ struct Args {
     /// Spawns of P5.
     #[arg(long, default_value_t = 10)]
     p5_spawns: usize,
-    /// Only these scenarios (P1..P7, comma-separated); the result is printed, not written.
+    /// Only these scenarios (P1..P12, comma-separated); the result is printed, not written.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Where to write the Markdown (default docs/benchmarks.md for a full run, nowhere with --only).
@@ -257,6 +269,36 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         step("P7: 10 000-item version batch");
         let mut s = Section::default();
         p7(&args, &bin, &mut s).await?;
+        sections.push(s);
+    }
+    if args.wants("P8") {
+        step("P8: HD activation and wallet start-up");
+        let mut s = Section::default();
+        p8(&args, &bin, &mut s).await?;
+        sections.push(s);
+    }
+    if args.wants("P9") {
+        step("P9: withdraw and validateaddress");
+        let mut s = Section::default();
+        p9(&args, &bin, &mut s).await?;
+        sections.push(s);
+    }
+    if args.wants("P10") {
+        step("P10: ETH + 100 ERC-20 tokens on anvil");
+        let mut s = Section::default();
+        p10(&args, &bin, &mut s).await?;
+        sections.push(s);
+    }
+    if args.wants("P11") {
+        step("P11: notification to SSE event");
+        let mut s = Section::default();
+        p11(&args, &bin, &mut s).await?;
+        sections.push(s);
+    }
+    if args.wants("P12") {
+        step("P12: Komodo Wallet login");
+        let mut s = Section::default();
+        p12(&args, &bin, &mut s).await?;
         sections.push(s);
     }
     let out = match (&args.out, args.only.is_empty()) {

@@ -91,6 +91,7 @@ pub(crate) async fn p7(args: &Args, bin: &Path, out: &mut Section) -> anyhow::Re
         .context("warm-up 10k batch")?;
     let mut rates = Vec::new();
     let mut times = Vec::new();
+    let cpu0 = super::p3::cpu_secs(d.pid());
     for _ in 0..args.reps {
         profile_zero(&d);
         let (s, v, t) = post_timed(&mut c, &req, Duration::from_secs(60)).await?;
@@ -100,6 +101,8 @@ pub(crate) async fn p7(args: &Args, bin: &Path, out: &mut Section) -> anyhow::Re
         times.push(ms(t));
         rates.push(10_000.0 / t.as_secs_f64());
     }
+    // kdfd's own CPU per batch: the wall time also holds the bench's serialising and parsing.
+    let cpu_ms = (super::p3::cpu_secs(d.pid()) - cpu0) * 1e3 / args.reps.max(1) as f64;
     d.stop(Duration::from_secs(30)).await;
     let (m, min, max) = median_min_max(&rates);
     let (tm, _, _) = median_min_max(&times);
@@ -108,14 +111,20 @@ pub(crate) async fn p7(args: &Args, bin: &Path, out: &mut Section) -> anyhow::Re
         median: format!("{m:.0}/s"),
         min: format!("{min:.0}/s"),
         max: format!("{max:.0}/s"),
-        ratio: format!("{} per batch", fmt_ms(tm)),
-        goal: "reported".into(),
-        met: Met::Info,
+        ratio: format!(
+            "{} per batch; kdfd CPU {cpu_ms:.1} ms per batch",
+            fmt_ms(tm)
+        ),
+        goal: "≥ 500000/s".into(),
+        met: met(m >= 500_000.0),
         cmd: cmd("P7"),
     });
     out.details.push(format!(
-        "**P7** batch times, ms (request sent to answer parsed, one keep-alive connection): {}.",
-        list_ms(&times)
+        "**P7** batch times, ms (request sent to answer parsed, one keep-alive connection): {}. \
+         kdfd's user + system CPU over the timed batches (/proc/PID/stat, 10 ms ticks), per \
+         batch: {cpu_ms:.1} ms ({:.1} µs per item).",
+        list_ms(&times),
+        cpu_ms * 100.0 / 1000.0
     ));
     Ok(())
 }

@@ -131,8 +131,9 @@ pub(crate) fn render(
         "Setup: kdfd is its own process (release build, default tokio runtime: one worker per \
          core). Everything else shares the same 2 cores: the load generator runs in the bench \
          process on its own {}-thread tokio runtime, each fake Electrum server \
-         (`tests/support/electrum_fake.rs`) on its own thread with a current-thread runtime, and \
-         P3's bare hyper server in its own process. Every client is a `kdfd::client::Client` \
+         (`testkit/src/electrum_fake.rs`) on its own thread with a current-thread runtime, \
+         P3's bare hyper server and P10's anvil in their own processes (P10's counting proxy and \
+         P11's SSE readers on the load generator's runtime). Every client is a `kdfd::client::Client` \
          (hyper 1.x HTTP/1, keep-alive, TCP_NODELAY). All traffic is on 127.0.0.1. Fake server \
          latency is added per message (a JSON-RPC array counts once), so one round trip to a server \
          costs {} ms however many requests it carries.\n",

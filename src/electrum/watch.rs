@@ -22,9 +22,11 @@ pub struct Changes {
 
 impl Default for Changes {
     fn default() -> Changes {
-        // A lagging consumer misses old changes and must re-read; 1024 covers bursts of blocks.
+        // A lagging consumer misses old changes and re-reads (every consumer handles `Lagged`:
+        // the cache forgets all, streamers re-send all, history re-syncs). 32 slots, as the
+        // connection's buffer: 1024 preallocated ~150 kB per pool (P4: 41 → 26 MB, 100 coins).
         Changes {
-            tx: broadcast::channel(1024).0,
+            tx: broadcast::channel(32).0,
         }
     }
 }

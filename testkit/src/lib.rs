@@ -3,12 +3,14 @@
 //!
 //! - [`Kdfd`] / [`Launch`]: the one launcher of the real kdfd binary (temp dir, config, ready line);
 //! - [`electrum_fake`]: an in-process fake Electrum server;
+//! - [`anvil`]: a real anvil EVM node and small in-process HTTP servers (counting proxy, fakes);
 //! - [`model`]: the model of kdfd's documented answers (bad-input corpus and property tests);
 //! - [`history_common`]: hand-built transactions for the history tests;
 //! - [`load`]: the load engine behind `examples/loadgen` (also driven by `tests/load.rs` and
 //!   `examples/bench`);
 //! - the shared constants and config builders below.
 
+pub mod anvil;
 pub mod electrum_fake;
 pub mod history_common;
 mod launch;
