@@ -42,10 +42,13 @@ struct Item {
 
 /// Runs until every sender is dropped.
 pub(crate) async fn run(
-    mut conn: HttpConn,
+    conn: HttpConn,
     mut rx: mpsc::UnboundedReceiver<Vec<Pending>>,
     o: WorkerOpts,
 ) {
+    // One keep-alive connection per array of a round: a round's arrays go out at the same time,
+    // so a split batch still costs one round trip.
+    let mut conns = vec![conn];
     let mut next_id: u64 = 1;
     while let Some(first) = rx.recv().await {
         let mut queued = first;
@@ -87,7 +90,16 @@ pub(crate) async fn run(
                 }
             })
             .collect();
-        round(&mut conn, items, &o).await;
+        let mut chunked = chunks(items, o.limit, o.max_bytes);
+        while conns.len() < chunked.len() {
+            let url = conns[0].url.clone();
+            conns.push(HttpConn::new(url));
+        }
+        let rounds = conns
+            .iter_mut()
+            .zip(chunked.drain(..))
+            .map(|(conn, chunk)| round(conn, chunk, &o));
+        futures_util::future::join_all(rounds).await;
     }
 }
 
@@ -111,11 +123,11 @@ fn chunks(items: Vec<Item>, limit: usize, max_bytes: usize) -> Vec<Vec<Item>> {
     out
 }
 
-/// Sends every chunk of one round; a node failure fails the rest of the round at once, so the
-/// caller can move on to the next node without waiting out one timeout per chunk.
-async fn round(conn: &mut HttpConn, items: Vec<Item>, o: &WorkerOpts) {
-    let mut stack = chunks(items, o.limit, o.max_bytes);
-    stack.reverse();
+/// Sends one array of a round (halving it while the node refuses it whole); a node failure fails
+/// what is left of it at once, so the caller can move on to the next node without waiting out
+/// one timeout per half.
+async fn round(conn: &mut HttpConn, chunk: Vec<Item>, o: &WorkerOpts) {
+    let mut stack = vec![chunk];
     while let Some(chunk) = stack.pop() {
         match send(conn, &chunk, o).await {
             Ok(Answer::Items(mut by_id)) => {
