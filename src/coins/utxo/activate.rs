@@ -133,11 +133,16 @@ pub async fn activate(
         activation: req.original,
         format,
         hd,
+        tip_at_activation: Default::default(),
     });
-    // The first read covers every known address, so the answers that follow come from the cache.
-    coin.all_scripthashes_balance()
-        .await
-        .map_err(CoinError::ActivationFailed)?;
+    // The first read covers every known address, so the answers that follow come from the cache;
+    // the chain tip rides in the same array (activation answers report it).
+    let (balances, tip) = tokio::join!(coin.all_scripthashes_balance(), coin.pool.tip_height());
+    balances.map_err(CoinError::ActivationFailed)?;
+    if let Ok(tip) = tip {
+        coin.tip_at_activation
+            .store(tip, std::sync::atomic::Ordering::Relaxed);
+    }
     reservation.commit(coin.clone());
     tracing::info!(coin = %ticker, "coin activated");
     Ok(coin)

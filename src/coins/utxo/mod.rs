@@ -36,6 +36,8 @@ pub struct UtxoCoin {
     pub format: AddressFormat,
     /// HD mode: the accounts and their known addresses (the enabled address is `address`).
     pub hd: Option<HdState>,
+    /// The chain tip read with the activation's first balance read (0: unknown).
+    pub tip_at_activation: std::sync::atomic::AtomicU64,
 }
 
 /// A coin's HD state. The async mutex is this coin's alone: `get_new_address` holds it across

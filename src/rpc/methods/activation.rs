@@ -208,7 +208,13 @@ pub async fn init(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
                     ticker: Some(ticker.clone()),
                 };
                 progress.set(json!("RequestingWalletBalance"));
-                let current_block = coin.pool.tip_height().await.map_err(RpcError::Electrum)?;
+                let current_block = match coin
+                    .tip_at_activation
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    0 => coin.pool.tip_height().await.map_err(RpcError::Electrum)?,
+                    tip => tip,
+                };
                 let wallet_balance = wallet_balance(&coin).await?;
                 undo.ticker = None;
                 if tx_history {
