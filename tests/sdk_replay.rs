@@ -194,6 +194,11 @@ async fn session(env: &Env, login: &Login<'_>, funded: &Funded) -> (String, Fund
             p["target"] = json!({"type": "account_id", "account_id": 0});
         }
         let deadline = Instant::now() + Duration::from_secs(20);
+        if !first {
+            // Signed in again: the entry is answered at once, from the database.
+            let r = ok(&k, v2("my_tx_history", p.clone())).await["result"].clone();
+            assert_eq!(r["total"], 1, "history from the database at once: {r}");
+        }
         let r = loop {
             let r = ok(&k, v2("my_tx_history", p.clone())).await["result"].clone();
             if r["total"] == 1 && r["sync_status"]["state"] == "Finished" {
@@ -224,8 +229,13 @@ async fn session(env: &Env, login: &Login<'_>, funded: &Funded) -> (String, Fund
         );
     }
     if !first {
+        // No history transaction is downloaded again (the sync may re-read the inputs of an entry
+        // whose address set changed since, e.g. after get_new_address: at most one per coin here).
         let gets = env.fake.method_count("blockchain.transaction.get");
-        assert_eq!(gets, gets_before, "history came from the database");
+        assert!(
+            gets <= gets_before + COINS.len(),
+            "history came from the database: {gets} > {gets_before}"
+        );
     }
 
     // Send: validateaddress, task::withdraw (preview), send_raw_transaction.

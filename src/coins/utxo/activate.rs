@@ -27,6 +27,9 @@ pub struct UtxoActivation {
     pub format: Option<AddressFormat>,
     /// HD mode's params (ignored in iguana mode, as KDF ignores them).
     pub hd: HdParams,
+    /// Read the chain tip with the first balance read (task activation reports it; legacy
+    /// `electrum` does not ask for it).
+    pub want_tip: bool,
     /// The request as received (without the userpass), to re-activate the coin as it was.
     pub original: serde_json::Value,
 }
@@ -51,6 +54,7 @@ pub async fn activate(
     req: UtxoActivation,
 ) -> Result<Arc<UtxoCoin>, CoinError> {
     let ticker = conf.ticker.clone();
+    let want_tip = req.want_tip;
     let format = req.format.unwrap_or(conf.address_format);
     if conf.address_format == AddressFormat::Segwit && format == AddressFormat::Standard {
         return Err(CoinError::Config(format!(
@@ -137,9 +141,15 @@ pub async fn activate(
     });
     // The first read covers every known address, so the answers that follow come from the cache;
     // the chain tip rides in the same array (activation answers report it).
-    let (balances, tip) = tokio::join!(coin.all_scripthashes_balance(), coin.pool.tip_height());
+    let tip = async {
+        match want_tip {
+            true => coin.pool.tip_height().await.ok(),
+            false => None,
+        }
+    };
+    let (balances, tip) = tokio::join!(coin.all_scripthashes_balance(), tip);
     balances.map_err(CoinError::ActivationFailed)?;
-    if let Ok(tip) = tip {
+    if let Some(tip) = tip {
         coin.tip_at_activation
             .store(tip, std::sync::atomic::Ordering::Relaxed);
     }

@@ -180,6 +180,7 @@ pub async fn init(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
             min_addresses_number: p.min_addresses_number,
             path_to_address: p.path_to_address,
         },
+        want_tip: true,
         original: params,
     };
     crate::coins::utxo::hd::check_params(&activation.hd).map_err(RpcError::from)?;

@@ -94,6 +94,7 @@ pub async fn electrum(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
         requires_notarization: r.requires_notarization,
         format: parse_address_format(r.address_format.as_ref()).map_err(RpcError::InvalidParams)?,
         hd: Default::default(),
+        want_tip: false,
         original: {
             let mut r = req.clone();
             if let Some(o) = r.as_object_mut() {
