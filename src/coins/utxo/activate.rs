@@ -111,17 +111,30 @@ pub async fn activate(
         ElectrumError::Config(m) => CoinError::InvalidParams(m),
         e => CoinError::ActivationFailed(e),
     })?;
-    let hd = match (keys, hd_coin) {
-        (WalletKeys::Hd { seed, .. }, Some(deriver)) => {
-            let accounts = hd_accounts(env, &pool, seed, &deriver, &req.hd).await?;
-            Some(HdState {
-                deriver,
-                params: req.hd,
-                accounts: tokio::sync::Mutex::new(accounts),
-            })
+    // The enabled address's balance (and the tip) are read in the same round trip as the HD scan's
+    // first window of probes, so a fresh HD wallet costs no more round trips than an iguana one.
+    let hd_setup = async {
+        match (keys, hd_coin) {
+            (WalletKeys::Hd { seed, .. }, Some(deriver)) => {
+                let accounts = hd_accounts(env, &pool, seed, &deriver, &req.hd).await?;
+                Ok(Some(HdState {
+                    deriver,
+                    params: req.hd,
+                    accounts: tokio::sync::Mutex::new(accounts),
+                }))
+            }
+            _ => Ok(None),
         }
-        _ => None,
     };
+    let tip = async {
+        match want_tip {
+            true => pool.tip_height().await.ok(),
+            false => None,
+        }
+    };
+    let (hd, enabled, tip) = tokio::join!(hd_setup, pool.balances(&scripthashes), tip);
+    let hd: Option<HdState> = hd?;
+    enabled.map_err(CoinError::ActivationFailed)?;
     let coin = Arc::new(UtxoCoin {
         required_confirmations: req
             .required_confirmations
@@ -139,16 +152,11 @@ pub async fn activate(
         hd,
         tip_at_activation: Default::default(),
     });
-    // The first read covers every known address, so the answers that follow come from the cache;
-    // the chain tip rides in the same array (activation answers report it).
-    let tip = async {
-        match want_tip {
-            true => coin.pool.tip_height().await.ok(),
-            false => None,
-        }
-    };
-    let (balances, tip) = tokio::join!(coin.all_scripthashes_balance(), tip);
-    balances.map_err(CoinError::ActivationFailed)?;
+    // Every other known address, so the answers that follow come from the cache (none for a fresh
+    // wallet: then this is answered by the cache at once).
+    coin.all_scripthashes_balance()
+        .await
+        .map_err(CoinError::ActivationFailed)?;
     if let Some(tip) = tip {
         coin.tip_at_activation
             .store(tip, std::sync::atomic::Ordering::Relaxed);
