@@ -4,6 +4,8 @@
 
 mod support;
 
+use bitcoin::hashes::Hash;
+
 use kdfd::coins::withdraw::decode_tx;
 use kdfd::coins::Registry;
 use kdfd::crypto::{self, KeyPair};
@@ -579,6 +581,32 @@ async fn send_and_get_raw_transaction() {
         .await;
     assert_eq!(status, 500);
     assert!(v["error"].as_str().unwrap().contains(refusal), "{v}");
+    // A node that has the transaction already: the same hash, not an error (never lose money by
+    // making a user broadcast or pay again).
+    for known in [
+        "the transaction was rejected by network rules.\n\nTransaction already in block chain\n[x]",
+        "txn-already-known",
+        "txn-already-in-mempool",
+    ] {
+        fake.set_broadcast_error(Some(known));
+        let (status, v) = k
+            .post(&req(
+                "send_raw_transaction",
+                json!({"coin": "RICK", "tx_hex": hex}),
+            ))
+            .await;
+        assert_eq!(status, 200, "{known}: {v}");
+        let txid = bitcoin::hashes::sha256d::Hash::hash(&hex_bytes(hex));
+        let mut display = txid.to_byte_array();
+        display.reverse();
+        let want: String = display.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            v["tx_hash"],
+            json!(want),
+            "{known}: the transaction's own id"
+        );
+    }
+    fake.set_broadcast_error(Some(refusal));
     for (bad, why) in [("zz", "invalid character"), ("abc", "odd"), ("", "empty")] {
         let (status, v) = k
             .post(&req(
@@ -699,4 +727,11 @@ async fn prefix_not_found_without_sign_message_prefix() {
         .post(&v2("sign_message", json!({"coin": "RICK", "message": "x"})))
         .await;
     assert_eq!(v["error_type"], "NoSuchCoin");
+}
+
+fn hex_bytes(h: &str) -> Vec<u8> {
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+        .collect()
 }

@@ -225,29 +225,50 @@ pub async fn send_raw_transaction(ctx: Arc<Ctx>, req: Value) -> Result<Reply, Rp
         )));
     }
     check_hex(tx_hex).map_err(|e| RpcError::InvalidParams(format!("Invalid 'tx_hex': {e}")))?;
-    check_tx(&coin.conf, tx_hex)
+    let txid = check_tx(&coin.conf, tx_hex)
         .map_err(|e| RpcError::InvalidParams(format!("Invalid 'tx_hex': {e}")))?;
-    let tx_hash = coin
-        .pool
-        .broadcast(tx_hex)
-        .await
-        .map_err(RpcError::Electrum)?;
+    let tx_hash = match coin.pool.broadcast(tx_hex).await {
+        Ok(hash) => hash,
+        // The node has it already (a second broadcast, or a retry after a lost answer): that is
+        // the success the user asked for, not a failure to interpret.
+        Err(crate::electrum::ElectrumError::Rpc(_, msg))
+            if already_known(&msg) && txid.is_some() =>
+        {
+            tracing::info!("broadcast of a transaction the node already has: answered its hash");
+            txid.map(|t| t.to_string()).unwrap_or_default()
+        }
+        Err(e) => return Err(RpcError::Electrum(e)),
+    };
     Ok(Reply::Json(json!({ "tx_hash": tx_hash })))
+}
+
+/// The node's words for "I have this transaction already" (bitcoind and its forks, ElectrumX's
+/// wrapping keeps them).
+fn already_known(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    [
+        "already in block chain",
+        "txn-already-known",
+        "txn-already-in-mempool",
+        "transaction already in mempool",
+        "already have transaction",
+    ]
+    .iter()
+    .any(|k| m.contains(k))
 }
 
 /// Refuses bytes that are no transaction at all (truncated, trailing garbage), so they are never
 /// broadcast; a well-formed transaction kdfd cannot fully decode (shielded parts, other
-/// overwintered versions) is left for the node to judge.
-fn check_tx(conf: &crate::coins::CoinConf, hex: &str) -> Result<(), String> {
+/// overwintered versions) is left for the node to judge. Answers the txid when it is known.
+fn check_tx(conf: &crate::coins::CoinConf, hex: &str) -> Result<Option<bitcoin::Txid>, String> {
     use withdraw::{DecodeError, ParseError};
     let bytes: Vec<u8> = (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
     match withdraw::decode_tx(conf, &bytes) {
-        Ok(_) | Err(DecodeError::Overwintered(ParseError::Shielded | ParseError::NotV4(_))) => {
-            Ok(())
-        }
+        Ok(tx) => Ok(Some(tx.txid)),
+        Err(DecodeError::Overwintered(ParseError::Shielded | ParseError::NotV4(_))) => Ok(None),
         Err(e) => Err(e.to_string()),
     }
 }
