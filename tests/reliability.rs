@@ -397,3 +397,42 @@ async fn wallet_secrets_never_reach_the_logs() {
         "log contains part of the mnemonic"
     );
 }
+
+#[tokio::test]
+async fn signed_transactions_and_keys_never_reach_the_logs() {
+    // A signed-but-unsent withdraw and show_priv_key at trace level: neither the tx hex nor the
+    // WIF may appear in the log (issue 13.3).
+    let server = FakeElectrum::start_tcp();
+    let (p2pkh, _) = support::bob_scripthashes();
+    server.set_unspents(&p2pkh, &[(&"ab".repeat(32), 0, 100_000_000, 10)]);
+    let k = Kdfd::launch(Launch {
+        conf: Some(base_conf(shipped_coins())),
+        env: vec![("RUST_LOG", "trace".into())],
+        ..Launch::default()
+    })
+    .unwrap();
+    let (_, v) = k
+        .post(&req(
+            "electrum",
+            json!({"coin": "RICK", "servers": [{"url": server.url()}]}),
+        ))
+        .await;
+    assert_eq!(v["result"], "success", "{v}");
+    let (_, v) = k
+        .post(&req(
+            "withdraw",
+            json!({"coin": "RICK", "to": support::BOB_R_ADDRESS, "amount": "0.1"}),
+        ))
+        .await;
+    let tx_hex = v["tx_hex"].as_str().expect("signed tx").to_string();
+    let (_, v) = k.post(&req("show_priv_key", json!({"coin": "RICK"}))).await;
+    let wif = v["result"]["priv_key"].as_str().expect("wif").to_string();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = k.stderr();
+    assert!(log.len() > 1000, "trace logging is on");
+    assert!(
+        !log.contains(&tx_hex[..64]),
+        "the log holds the signed transaction"
+    );
+    assert!(!log.contains(&wif), "the log holds the private key");
+}
