@@ -173,6 +173,25 @@ async fn legacy_enable_balances_chain_check_and_disable() {
         .await;
     assert_eq!(b["error"], "swap_contract_address can't be zero address");
 
+    // validateaddress for EVM addresses: 0x + 40 hex digits with a valid EIP-55 checksum.
+    for (address, valid) in [
+        ("0x7b338250f990954E3Ab034ccD32a917c2F607C2d", true),
+        ("0x7b338250f990954e3Ab034ccD32a917c2F607C2d", false),
+        ("7b338250f990954E3Ab034ccD32a917c2F607C2d", false),
+        ("0x7b33", false),
+        ("RRnMcSeKiLrNdbp91qNVQwwXx5azD4S4CD", false),
+    ] {
+        let (st, b) = kdfd
+            .post(&req(
+                "validateaddress",
+                json!({"coin": "ETH", "address": address}),
+            ))
+            .await;
+        assert_eq!(st, 200, "{b}");
+        assert_eq!(b["result"]["is_valid"], valid, "{address}: {b}");
+        assert_eq!(b["result"]["reason"].is_string(), !valid, "{address}: {b}");
+    }
+
     // Disabling the platform disables its tokens.
     let (st, b) = kdfd
         .post(&req("disable_coin", json!({"coin": "ETH"})))

@@ -105,8 +105,18 @@ fn id_path(coin: crypto::hd::CoinPath, id: AddressId) -> HdPath {
 
 /// Legacy `validateaddress`: `{"result":{"is_valid":bool,"reason"?}}`.
 pub async fn validateaddress(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
-    let coin = active_coin(&ctx, required_str(&req, "coin")?)?;
+    let ticker = required_str(&req, "coin")?;
     let address = required_str(&req, "address")?;
+    if let Some(coins::Coin::Evm(_)) = ctx.coins.get_coin(ticker) {
+        // EVM: `0x` + 40 hex digits with a valid EIP-55 checksum (KDF's rule).
+        return Ok(Reply::Json(
+            match crate::evm::address::validate_address(address) {
+                Ok(_) => json!({"result": {"is_valid": true}}),
+                Err(reason) => json!({"result": {"is_valid": false, "reason": reason}}),
+            },
+        ));
+    }
+    let coin = active_coin(&ctx, ticker)?;
     Ok(Reply::Json(match validate(&coin.conf, address) {
         Ok(_) => json!({"result": {"is_valid": true}}),
         Err(reason) => json!({"result": {"is_valid": false, "reason": reason}}),
