@@ -1,118 +1,22 @@
 //! Transaction history against a real Litecoin regtest node and ElectrumX
-//! (`scripts/electrum-regtest/`, its own private stack): the node sends to the wallet, kdfd's
-//! `my_tx_history` is checked field by field against the node's own view of the transaction
-//! (`getrawtransaction` verbose, the spent outputs, the block time), before and after mining, and
-//! again after a restart, from the database.
+//! (`scripts/electrum-regtest/`, its own private stack, driven by tests/support/regtest.rs): the
+//! node sends to the wallet, kdfd's `my_tx_history` is checked field by field against the node's
+//! own view of the transaction (`getrawtransaction` verbose, the spent outputs, the block time),
+//! before and after mining, after a reorg (`invalidateblock`), and again after a restart, from the
+//! database.
 
 mod support;
 
 use serde_json::{json, Value};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
+use support::regtest::{private, Stack};
 use support::{Kdfd, Launch, USERPASS};
 
-const KIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/electrum-regtest");
 const COINS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/regtest-coins.json"
 );
-
-/// Ends the stack if the test process dies first (own process group, so Ctrl-C spares it).
-const WATCHDOG: &str = r#"
-while kill -0 "$1" 2>/dev/null; do sleep 1; done
-ER_RUN_DIR="$2" ER_CLEAN=1 exec "$3"
-"#;
-
-struct Stack {
-    run_dir: PathBuf,
-    tcp: String,
-    watchdog: Child,
-}
-
-fn kit(run_dir: &Path, script: &str, args: &[&str], limit: u64) -> String {
-    let mut cmd = Command::new("timeout");
-    cmd.arg("--kill-after=5")
-        .arg(limit.to_string())
-        .arg(format!("{KIT}/{script}"))
-        .args(args);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("ER_")
-            && !["ER_CACHE_DIR", "ER_PYTHON", "ER_LITECOIND"].contains(&k.as_str())
-        {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd
-        .env("ER_RUN_DIR", run_dir)
-        .env("ER_NODE_RPC_PORT", "0")
-        .env("ER_TCP_PORT", "0")
-        .env("ER_SSL_PORT", "0")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{script} {args:?} failed: {}\n{}\n{stdout}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn kv(out: &str, key: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-        .unwrap_or_else(|| panic!("no {key}= in {out}"))
-        .to_string()
-}
-
-impl Stack {
-    fn start() -> Stack {
-        let run_dir = std::env::temp_dir().join(format!("kdfd-hist-{}", std::process::id()));
-        std::fs::create_dir_all(&run_dir).unwrap();
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("kdfd-hist-watchdog")
-            .arg(std::process::id().to_string())
-            .arg(&run_dir)
-            .arg(format!("{KIT}/stop.sh"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let out = kit(&run_dir, "start.sh", &[], 300);
-        Stack {
-            tcp: kv(&out, "ELECTRUM_TCP"),
-            run_dir,
-            watchdog,
-        }
-    }
-
-    fn node(&self, method: &str, args: &[&str]) -> Value {
-        let mut all = vec!["rpc", method];
-        all.extend_from_slice(args);
-        let out = kit(&self.run_dir, "ercli.py", &all, 60);
-        serde_json::from_str(out.trim()).unwrap_or_else(|_| Value::String(out.trim().to_string()))
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = Command::new(format!("{KIT}/stop.sh"))
-            .env("ER_RUN_DIR", &self.run_dir)
-            .env("ER_CLEAN", "1")
-            .output();
-        let _ = self.watchdog.kill();
-        let _ = self.watchdog.wait();
-    }
-}
 
 fn start_kdfd(db: &Path) -> Kdfd {
     let conf = json!({"gui": "kdfd-hist", "netid": 9998, "rpc_password": USERPASS, "rpcport": 0,
@@ -210,46 +114,72 @@ fn assert_fields(got: &Value, want: &Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn regtest_history_matches_the_node() {
-    let stack = tokio::task::spawn_blocking(Stack::start).await.unwrap();
+    let stack: &'static Stack = Box::leak(Box::new(
+        tokio::task::spawn_blocking(|| private("hist"))
+            .await
+            .unwrap(),
+    ));
     let db = tempfile::tempdir().unwrap();
     let k = start_kdfd(db.path());
     let activate = json!({"userpass": USERPASS, "method": "electrum", "coin": "LTCR",
-        "servers": [{"url": stack.tcp}], "tx_history": true});
+        "servers": [{"url": stack.tcp()}], "tx_history": true});
     let (_, v) = k.post(&activate).await;
     assert_eq!(v["result"], "success", "{v}");
     let me = v["address"].as_str().unwrap().to_string();
-    let run = stack.run_dir.clone();
     let fund = |amount: &'static str| {
-        let (run, me) = (run.clone(), me.clone());
-        tokio::task::spawn_blocking(move || {
-            kv(&kit(&run, "fund.sh", &[&me, amount, "0"], 180), "TXID")
-        })
+        let me = me.clone();
+        tokio::task::spawn_blocking(move || stack.chain().fund(&me, amount, 0))
     };
     let t1 = fund("1.5").await.unwrap();
     let r = history(&k, |r| r["total"] == 1).await;
-    let e1 = expected(&stack, &t1, &me);
+    let e1 = expected(stack, &t1, &me);
     assert_eq!(e1["received_by_me"], "1.5");
     assert_fields(&r["transactions"][0], &e1);
     assert_eq!(r["transactions"][0]["block_height"], 0);
     assert_eq!(r["transactions"][0]["confirmations"], 0);
 
     // Mined: height, block time and confirmations from the node.
-    let out = kit(&stack.run_dir, "mine.sh", &["1"], 120);
-    let height: u64 = kv(&out, "HEIGHT").parse().unwrap();
+    let height = tokio::task::spawn_blocking(|| stack.chain().mine(1, stack.miner()))
+        .await
+        .unwrap();
     let r = history(&k, |r| r["transactions"][0]["block_height"] == height).await;
     let info = stack.node("getrawtransaction", &[&t1, "true"]);
-    let block = stack.node("getblock", &[info["blockhash"].as_str().unwrap()]);
+    let block_hash = info["blockhash"].as_str().unwrap().to_string();
+    let block = stack.node("getblock", &[&block_hash]);
     let t = &r["transactions"][0];
     assert_eq!(t["timestamp"], block["time"]);
     assert_eq!(t["confirmations"], 1);
     assert_eq!(r["current_block"], height);
     assert_fields(t, &e1);
 
+    // A reorg takes the block away: the node invalidates it, keeps t1 out of the new blocks
+    // (prioritisetransaction with a huge negative fee delta), and mines a longer chain; ElectrumX
+    // follows, and kdfd's entry moves back to unconfirmed. Released and mined again, it is
+    // confirmed in the new chain.
+    stack.node("invalidateblock", &[&block_hash]);
+    stack.node("prioritisetransaction", &[&t1, "0", "-100000000"]);
+    let reorg_tip = tokio::task::spawn_blocking(|| stack.chain().mine(2, stack.miner()))
+        .await
+        .unwrap();
+    assert_eq!(reorg_tip, height + 1, "the new chain is one block longer");
+    let r = history(&k, |r| {
+        r["transactions"][0]["block_height"] == 0 && r["current_block"] == reorg_tip
+    })
+    .await;
+    assert_eq!(r["transactions"][0]["tx_hash"], t1.as_str());
+    assert_eq!(r["transactions"][0]["confirmations"], 0);
+    stack.node("prioritisetransaction", &[&t1, "0", "100000000"]);
+    let height = tokio::task::spawn_blocking(|| stack.chain().mine(1, stack.miner()))
+        .await
+        .unwrap();
+    let r = history(&k, |r| r["transactions"][0]["block_height"] == height).await;
+    assert_eq!(r["transactions"][0]["confirmations"], 1);
+
     // A second payment sits unmined on top.
     let t2 = fund("0.25").await.unwrap();
     let r = history(&k, |r| r["total"] == 2).await;
     assert_eq!(r["transactions"][0]["tx_hash"], t2.as_str());
-    assert_fields(&r["transactions"][0], &expected(&stack, &t2, &me));
+    assert_fields(&r["transactions"][0], &expected(stack, &t2, &me));
     assert_eq!(r["transactions"][1]["tx_hash"], t1.as_str());
     drop(k);
 
@@ -259,4 +189,5 @@ async fn regtest_history_matches_the_node() {
     assert_eq!(v["result"], "success", "{v}");
     let again = history(&k, |r| r["total"] == 2).await;
     assert_eq!(again["transactions"], r["transactions"]);
+    stack.stop();
 }
