@@ -109,9 +109,12 @@ async fn balance_message(
 
 /// `BALANCE:<coin>` for a UTXO coin: on each status notification of a wallet scripthash, that
 /// address's balance. No initial event (as KDF). Ends when the coin's pool goes away.
-pub async fn utxo_balance(hub: Hub, coin: Arc<UtxoCoin>) {
+pub async fn utxo_balance(
+    hub: Hub,
+    coin: Arc<UtxoCoin>,
+    mut changes: tokio::sync::broadcast::Receiver<crate::electrum::Change>,
+) {
     let streamer_id = format!("BALANCE:{}", coin.ticker());
-    let mut changes = coin.pool.changes();
     // Reading every wallet scripthash's balance subscribes it (when the balance cache is on),
     // so notifications arrive for each known address.
     if let Err(e) = coin.all_scripthashes_balance().await {

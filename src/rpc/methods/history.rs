@@ -10,10 +10,28 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+/// KDF's paging: pages count from 1 (`NonZeroUsize`, so `0` is refused as KDF refuses it);
+/// `FromId` is an entry's `internal_id`, hex.
 #[derive(Debug, Clone, Deserialize)]
 enum PagingOptions {
-    PageNumber(usize),
-    FromId(String),
+    PageNumber(std::num::NonZeroUsize),
+    FromId(HexId),
+}
+
+/// An `internal_id`: hex, as KDF's `BytesJson` reads it.
+#[derive(Debug, Clone)]
+struct HexId(String);
+
+impl<'de> Deserialize<'de> for HexId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<HexId, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() || s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(serde::de::Error::custom(format!(
+                "invalid FromId {s:?}: expected the hex internal_id of an entry"
+            )));
+        }
+        Ok(HexId(s.to_ascii_lowercase()))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -181,10 +199,12 @@ pub async fn my_tx_history_v2(ctx: Arc<Ctx>, params: Value) -> Result<Reply, Rpc
         }
     };
     let addresses = target_addresses(&coin, &target).await?;
-    let paging = req.paging_options.unwrap_or(PagingOptions::PageNumber(1));
+    let paging = req
+        .paging_options
+        .unwrap_or(PagingOptions::PageNumber(std::num::NonZeroUsize::MIN));
     let (from_id, page_no, paging_json) = match &paging {
-        PagingOptions::PageNumber(n) => (None, *n, json!({"PageNumber": n})),
-        PagingOptions::FromId(id) => (Some(id.as_str()), 1, json!({"FromId": id})),
+        PagingOptions::PageNumber(n) => (None, n.get(), json!({"PageNumber": n})),
+        PagingOptions::FromId(id) => (Some(id.0.as_str()), 1, json!({"FromId": id.0})),
     };
     let start = start_of(from_id, page_no, req.limit);
     let p = page(&ctx, &coin, addresses, start, req.limit).await?;
@@ -207,10 +227,10 @@ struct LegacyReq {
     coin: String,
     #[serde(default = "ten")]
     limit: usize,
-    from_id: Option<String>,
+    from_id: Option<HexId>,
     #[serde(default)]
     max: bool,
-    page_number: Option<usize>,
+    page_number: Option<std::num::NonZeroUsize>,
 }
 
 /// Legacy `my_tx_history`: `{"result": {...}}`; `max: true` returns every entry.
@@ -220,13 +240,20 @@ pub async fn my_tx_history(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError>
         .coins
         .get(&req.coin)
         .ok_or_else(|| RpcError::NoSuchCoin(req.coin.clone()))?;
-    let page_no = req.page_number.unwrap_or(1);
+    let page_no = req.page_number.map_or(1, |n| n.get());
     // `max`: every entry (after `from_id`, if given); the limit shown is the total.
     let (start, take) = if req.max {
-        (start_of(req.from_id.as_deref(), 1, 0), usize::MAX)
+        (
+            start_of(req.from_id.as_ref().map(|h| h.0.as_str()), 1, 0),
+            usize::MAX,
+        )
     } else {
         (
-            start_of(req.from_id.as_deref(), page_no, req.limit),
+            start_of(
+                req.from_id.as_ref().map(|h| h.0.as_str()),
+                page_no,
+                req.limit,
+            ),
             req.limit,
         )
     };
@@ -236,7 +263,7 @@ pub async fn my_tx_history(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError>
         "transactions": p.transactions,
         "limit": limit,
         "skipped": p.skipped,
-        "from_id": req.from_id,
+        "from_id": req.from_id.map(|h| h.0),
         "total": p.total,
         "current_block": p.current_block,
         "sync_status": p.sync_status.to_json(),

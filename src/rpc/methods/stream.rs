@@ -51,7 +51,9 @@ pub async fn balance_enable(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcEr
     }
     let streamer_id = format!("BALANCE:{}", coin.ticker());
     enable(&ctx.events, req.client_id, &streamer_id, move |hub| {
-        streamers::utxo_balance(hub, coin)
+        // Subscribed before `enable` answers, so a payment right after the answer is not missed.
+        let changes = coin.pool.changes();
+        streamers::utxo_balance(hub, coin, changes)
     })
 }
 
