@@ -188,6 +188,43 @@ async fn sync_pages_mining_and_restart() {
         (400, json!("InvalidTarget")),
         "{e}"
     );
+    // Bad paging and limits: KDF's InvalidRequest, and the daemon keeps serving.
+    for bad in [
+        json!({"coin": "RICK", "paging_options": {"PageNumber": 0}}),
+        json!({"coin": "RICK", "paging_options": {"FromId": "not hex"}}),
+        json!({"coin": "RICK", "paging_options": {"FromId": "abc"}}),
+        json!({"coin": "RICK", "limit": -1}),
+        json!({"coin": "RICK", "limit": "10"}),
+        json!({"coin": "RICK", "target": {"type": "nonsense"}}),
+    ] {
+        let (status, e) = k.post(&v2("my_tx_history", bad.clone())).await;
+        assert_eq!(
+            (status, e["error_type"].clone()),
+            (400, json!("InvalidRequest")),
+            "{bad}: {e}"
+        );
+    }
+    let (status, e) = k
+        .post(&v2(
+            "my_tx_history",
+            json!({"coin": "RICK", "paging_options": {"FromId": "00".repeat(32)}}),
+        ))
+        .await;
+    assert_eq!(status, 500, "an unknown FromId: {e}");
+    let (status, huge) = k
+        .post(&v2(
+            "my_tx_history",
+            json!({"coin": "RICK", "limit": 1_000_000_000u64}),
+        ))
+        .await;
+    assert_eq!(status, 200, "a huge limit answers every entry: {huge}");
+    let (status, e) = k
+        .post(&req(
+            "my_tx_history",
+            json!({"coin": "RICK", "page_number": 0}),
+        ))
+        .await;
+    assert_eq!(status, 500, "legacy page_number 0: {e}");
     let (_, v) = k
         .post(&req(
             "electrum",
