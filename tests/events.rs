@@ -299,3 +299,36 @@ async fn balance_read_error_is_an_error_event() {
     assert_eq!(ev["_type"], "ERROR:BALANCE:RICK", "{ev}");
     assert!(ev["message"].is_string(), "{ev}");
 }
+
+/// Open file descriptors of a process.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+#[tokio::test]
+async fn connect_disconnect_cycles_leak_nothing() {
+    // 2 000 SSE connections opened and dropped (half on one id, half on fresh ids): file
+    // descriptors come back to where they were and RSS stays flat.
+    let k = Kdfd::start(streaming_conf());
+    let mut warm = Sse::open(k.addr, "/event-stream?id=1", "").await;
+    assert_eq!(warm.next(Duration::from_secs(5)).await.unwrap(), ": ok\n\n");
+    drop(warm);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (fd0, rss0) = (fds(k.pid()), k.rss_kb().unwrap_or(0));
+    for i in 0..2000u64 {
+        let id = if i % 2 == 0 { 1 } else { 1000 + i };
+        let mut s = Sse::open(k.addr, &format!("/event-stream?id={id}"), "").await;
+        assert_eq!(s.status, 200);
+        assert_eq!(s.next(Duration::from_secs(5)).await.unwrap(), ": ok\n\n");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (fd1, rss1) = (fds(k.pid()), k.rss_kb().unwrap_or(0));
+    assert!(fd1 <= fd0 + 2, "fds: {fd0} before, {fd1} after");
+    assert!(
+        rss1 < rss0 + 8 * 1024,
+        "RSS: {rss0} kB before, {rss1} kB after"
+    );
+    // Still serving.
+    let (status, _) = k.post(&json!({"method": "version"})).await;
+    assert_eq!(status, 200);
+}
