@@ -332,3 +332,36 @@ async fn connect_disconnect_cycles_leak_nothing() {
     let (status, _) = k.post(&json!({"method": "version"})).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn task_events_follow_an_activation() {
+    // TASK:<id> events to the SSE client the init named, from InProgress to Ok.
+    let fake = FakeElectrum::start_tcp();
+    let k = Kdfd::start(streaming_conf());
+    let mut s = Sse::open(k.addr, "/event-stream?id=4", "").await;
+    assert_eq!(s.next(Duration::from_secs(5)).await.unwrap(), ": ok\n\n");
+    let (status, v) = k
+        .post(
+            &json!({"mmrpc": "2.0", "userpass": USERPASS, "method": "task::enable_utxo::init",
+            "params": {"ticker": "RICK", "client_id": 4, "activation_params": {
+                "mode": {"rpc": "Electrum", "rpc_data": {"servers": [{"url": fake.url()}]}}}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let id = v["result"]["task_id"].as_u64().unwrap();
+    let ty = format!("TASK:{id}");
+    let first = s.frame(&ty, Duration::from_secs(10)).await;
+    assert_eq!(first["message"]["status"], "InProgress", "{first}");
+    let last = loop {
+        let ev = s.frame(&ty, Duration::from_secs(10)).await;
+        if ev["message"]["status"] != "InProgress" {
+            break ev;
+        }
+    };
+    assert_eq!(last["message"]["status"], "Ok", "{last}");
+    assert_eq!(last["message"]["details"]["ticker"], "RICK");
+    assert_eq!(
+        last["message"]["details"]["wallet_balance"]["address"],
+        BOB_R_ADDRESS
+    );
+}
