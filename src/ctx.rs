@@ -130,12 +130,7 @@ impl Ctx {
         let (keys, wallet_name) = open_wallet(&config, &wallets)?;
         let store = match &keys {
             Some(k) => {
-                let id: String = k
-                    .identity()
-                    .hash160()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let id = bitcoin::hex::DisplayHex::to_lower_hex_string(&k.identity().hash160()[..]);
                 let path = crate::store::db_path(wallets.root(), &id).map_err(StartError::Store)?;
                 Some(Store::open(path).map_err(StartError::Store)?)
             }

@@ -295,19 +295,8 @@ async fn secrets_never_reach_the_logs() {
     let server = FakeElectrum::start_tcp();
     server.set_balance(&p2pkh, 1000, 0);
     let wrong = "Wr0ng!Secret-Guess";
-    let k = Kdfd::launch(Launch {
-        conf: Some(base_conf(shipped_coins())),
-        env: vec![("RUST_LOG", "trace".into())],
-        ..Launch::default()
-    })
-    .unwrap();
-    let (_, v) = k
-        .post(&req(
-            "electrum",
-            json!({"coin": "RICK", "servers": [{"url": server.url()}]}),
-        ))
-        .await;
-    assert_eq!(v["result"], "success");
+    let k = trace_kdfd(base_conf(shipped_coins()));
+    activate_rick(&k, &server).await;
     let (_, _) = k.post(&json!([{"userpass": wrong, "method": "my_balance", "coin": "RICK"}, req("my_balance", json!({"coin": "RICK"}))])).await;
     let (_, _) = k
         .post(&json!({"mmrpc": "2.0", "userpass": wrong, "method": "nope"}))
@@ -345,12 +334,7 @@ async fn wallet_secrets_never_reach_the_logs() {
     o.insert("wallet_password".into(), json!(password));
     o.insert("enable_hd".into(), json!(true));
     o.insert("dbdir".into(), json!(dbdir.path()));
-    let k = Kdfd::launch(Launch {
-        conf: Some(conf),
-        env: vec![("RUST_LOG", "trace".into())],
-        ..Launch::default()
-    })
-    .unwrap();
+    let k = trace_kdfd(conf);
     let v2 = |method: &str, params: serde_json::Value| json!({"mmrpc": "2.0", "userpass": USERPASS, "method": method, "params": params});
     let (_, v) = k
         .post(&v2(
@@ -405,19 +389,8 @@ async fn signed_transactions_and_keys_never_reach_the_logs() {
     let server = FakeElectrum::start_tcp();
     let (p2pkh, _) = support::bob_scripthashes();
     server.set_unspents(&p2pkh, &[(&"ab".repeat(32), 0, 100_000_000, 10)]);
-    let k = Kdfd::launch(Launch {
-        conf: Some(base_conf(shipped_coins())),
-        env: vec![("RUST_LOG", "trace".into())],
-        ..Launch::default()
-    })
-    .unwrap();
-    let (_, v) = k
-        .post(&req(
-            "electrum",
-            json!({"coin": "RICK", "servers": [{"url": server.url()}]}),
-        ))
-        .await;
-    assert_eq!(v["result"], "success", "{v}");
+    let k = trace_kdfd(base_conf(shipped_coins()));
+    activate_rick(&k, &server).await;
     let (_, v) = k
         .post(&req(
             "withdraw",
@@ -435,4 +408,24 @@ async fn signed_transactions_and_keys_never_reach_the_logs() {
         "the log holds the signed transaction"
     );
     assert!(!log.contains(&wif), "the log holds the private key");
+}
+
+/// kdfd with trace logging, for the secret-log tests.
+fn trace_kdfd(conf: Value) -> Kdfd {
+    Kdfd::launch(Launch {
+        conf: Some(conf),
+        env: vec![("RUST_LOG", "trace".into())],
+        ..Launch::default()
+    })
+    .unwrap()
+}
+
+async fn activate_rick(k: &Kdfd, server: &FakeElectrum) {
+    let (_, v) = k
+        .post(&req(
+            "electrum",
+            json!({"coin": "RICK", "servers": [{"url": server.url()}]}),
+        ))
+        .await;
+    assert_eq!(v["result"], "success", "{v}");
 }

@@ -111,7 +111,7 @@ pub fn derive(
     let fee = if coinbase { 0 } else { total_in - total_out };
     let amount = |v: i128| format_amount(v, conf.decimals);
     let hash = tx.txid.to_string();
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = bitcoin::hex::DisplayHex::to_lower_hex_string(raw);
     let details = json!({
         "tx_hex": hex,
         "tx_hash": hash,

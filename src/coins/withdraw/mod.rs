@@ -19,6 +19,7 @@ pub use zip243::{ParseError, SaplingTx, SAPLING_BRANCH_ID, SAPLING_VERSION_GROUP
 
 use crate::coins::{format_amount, CoinConf};
 use crate::crypto::KeyPair;
+use bitcoin::hex::DisplayHex;
 use bitcoin::{Amount, OutPoint, Script, ScriptBuf, Sequence, TxIn, TxOut, Witness};
 use sign::MeasuredSizes;
 
@@ -235,7 +236,7 @@ pub fn build(
         for (input, sig) in tx.inputs.iter_mut().zip(sigs) {
             input.script_sig = sign::unlock(kind, Some(sig), &pubkey).0;
         }
-        (hex(&tx.serialize()), tx.txid().to_string())
+        (tx.serialize().to_lower_hex_string(), tx.txid().to_string())
     } else {
         let mut tx = sign::draft(version, lock_time, kind, &pubkey, &outpoints, outputs);
         sign::sign(&mut tx, kind, key, from_script, &values)?;
@@ -284,10 +285,6 @@ fn sapling_tx(
         lock_time,
         expiry_height: 0,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use crate::coins::{self, UtxoCoin};
 use crate::crypto::hd::HdPath;
 use crate::crypto::{self, message, KeyPair, WalletKeys};
 use crate::ctx::Ctx;
+use bitcoin::hex::DisplayHex;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -244,14 +245,18 @@ fn no_params(params: &Value, method: &str) -> Result<(), RpcError> {
 pub async fn get_public_key(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
     no_params(&params, "get_public_key")?;
     let pk = identity(&ctx)?.public_key();
-    Ok(Reply::Json(json!({ "public_key": hex(&pk) })))
+    Ok(Reply::Json(
+        json!({ "public_key": pk.to_lower_hex_string() }),
+    ))
 }
 
 /// v2 `get_public_key_hash`: rmd160(sha256) of that key.
 pub async fn get_public_key_hash(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
     no_params(&params, "get_public_key_hash")?;
     let h = identity(&ctx)?.hash160();
-    Ok(Reply::Json(json!({ "public_key_hash": hex(&h) })))
+    Ok(Reply::Json(
+        json!({ "public_key_hash": h.to_lower_hex_string() }),
+    ))
 }
 
 /// Legacy `show_priv_key`: the enabled address's key as WIF with the coin's `wiftype`.
@@ -261,9 +266,4 @@ pub async fn show_priv_key(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError>
     Ok(Reply::Json(json!({
         "result": {"coin": coin.ticker(), "priv_key": s.key.wif(coin.conf.wiftype)}
     })))
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -262,10 +262,7 @@ fn already_known(msg: &str) -> bool {
 /// overwintered versions) is left for the node to judge. Answers the txid when it is known.
 fn check_tx(conf: &crate::coins::CoinConf, hex: &str) -> Result<Option<bitcoin::Txid>, String> {
     use withdraw::{DecodeError, ParseError};
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|e| e.to_string()))
-        .collect::<Result<_, _>>()?;
+    let bytes = <Vec<u8> as bitcoin::hex::FromHex>::from_hex(hex).map_err(|e| e.to_string())?;
     match withdraw::decode_tx(conf, &bytes) {
         Ok(tx) => Ok(Some(tx.txid)),
         Err(DecodeError::Overwintered(ParseError::Shielded | ParseError::NotV4(_))) => Ok(None),
