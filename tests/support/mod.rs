@@ -6,8 +6,10 @@
 pub use kdfd_testkit::*;
 
 pub mod bad_wallet;
+pub mod node_rpc;
 pub mod regtest;
 pub mod sdk;
+pub mod sdk_chain;
 pub mod sdk_run;
 
 use std::ops::{Deref, DerefMut};
