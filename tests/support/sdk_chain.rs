@@ -178,6 +178,27 @@ pub fn page_txids(r: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Right after sign-in and activation: the history the last session left (`before`) is
+/// answered at once from the database, each entry right at the node's current height. (The
+/// entry paid while signed out may or may not be synced yet. A frozen ElectrumX would hold the
+/// answer: the page's `current_block` is one `blockchain.headers.subscribe`, as KDF's
+/// `current_block()` is.)
+pub async fn history_from_db(k: &Kdfd, node: &Node<'_>, before: &Ledger, hd: bool) {
+    let r = history_page(k, REAL, hd).await;
+    let tip = node.height();
+    let listed = page_txids(&r);
+    assert_eq!(r["total"], listed.len(), "{r}");
+    for t in r["transactions"].as_array().unwrap() {
+        let id = t["tx_hash"].as_str().unwrap();
+        if before.txids.iter().any(|b| b == id) {
+            check_entry(t, &node.tx(id), &before.address, tip);
+        }
+    }
+    for t in &before.txids {
+        assert!(listed.contains(t), "{t} from the database at once: {r}");
+    }
+}
+
 /// Polls the history until it lists exactly the ledger's transactions (newest first), synced,
 /// each at the node's confirmations; then checks every entry against the node.
 pub async fn check_history(k: &Kdfd, node: &Node<'_>, ledger: &Ledger, hd: bool) -> Value {
