@@ -38,10 +38,11 @@ async fn session(env: &Env, node: &Node<'_>, login: &Login<'_>, before: Option<&
     let first = before.is_none();
     let mut real = before.map(|w| w.real.clone()).unwrap_or_default();
     if !first {
-        // Paid while signed out: after the restart the history answers from the database
-        // before its sync finds this one.
+        // Paid while signed out, and its download held back: after the restart the history
+        // answers from the database before its sync has caught up.
         real.receive(node, "0.5");
         node.mine();
+        node.proxy.hold(true);
     }
     let k = env.spawn(Some(login)).await;
     let mnemonic = signed_in(&k, login).await;
@@ -96,7 +97,7 @@ async fn session(env: &Env, node: &Node<'_>, login: &Login<'_>, before: Option<&
     let ((kmd_id, kmd), (_, btc), (_, ltc)) = tokio::join!(
         task(&k, "enable_utxo", init(FAKE[0], &env.fake.url()), tick),
         task(&k, "enable_utxo", init(FAKE[1], &env.fake.url()), tick),
-        task(&k, "enable_utxo", init(REAL, node.stack.tcp()), tick)
+        task(&k, "enable_utxo", init(REAL, &node.proxy.addr), tick)
     );
     env.fake.set_latency(Duration::ZERO);
     assert!(
@@ -342,7 +343,7 @@ async fn sdk_session_hd_new_wallet_then_iguana_import() {
     let env = Env::new();
     no_login_round(&env, json!([])).await;
     let stack = stack.await.unwrap();
-    let node = Node::new(&stack);
+    let node = Node::new(&stack).await;
 
     // A new HD wallet: no passphrase, so kdf makes the mnemonic; then sign out and back in.
     let hd = Login {
