@@ -142,6 +142,7 @@ async fn session(env: &Env, node: &Node<'_>, login: &Login<'_>, before: Option<&
         "unconfirmed: {mempool}"
     );
     node.mine();
+    check_balance(&k, node, &real, login.hd).await;
 
     let mut coins = FAKE.to_vec();
     coins.push(REAL);
