@@ -21,7 +21,6 @@ use support::Kdfd;
 /// The coins on the fake server; [`REAL`] is on the real chain.
 const FAKE: [&str; 2] = ["KMD", "BTC-segwit"];
 const WALLET_PW: &str = "Wallet-pass-1!";
-const BTC_TO: &str = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
 const TANK: &str = "tank abandon bind salon remove wisdom net size aspect direct source fossil";
 
 /// What a wallet's session leaves for the next one: the mnemonic, the fake coins' addresses and
@@ -303,36 +302,6 @@ async fn check_fake_history(k: &Kdfd, c: &str, txid: &str, hd: bool, first: bool
     assert_eq!(
         (&t["confirmations"], &t["timestamp"]),
         (&json!(11), &json!(BLOCK_TIME))
-    );
-}
-
-/// The GUI's send on the fake: validateaddress, task::withdraw (preview), send_raw_transaction.
-async fn fake_send(env: &Env, k: &Kdfd, c: &str, me: &Addr) {
-    let to = if c == "KMD" { KMD_TO } else { BTC_TO };
-    let v = ok(
-        k,
-        legacy("validateaddress", json!({"coin": c, "address": to})),
-    )
-    .await;
-    assert_eq!(v["result"], json!({"is_valid": true}));
-    let bad = json!({"coin": c, "address": "x1nonsense"});
-    let v = ok(k, legacy("validateaddress", bad)).await;
-    assert_eq!(v["result"]["is_valid"], false);
-    assert!(v["result"]["reason"].is_string(), "{v}");
-    let mut w = json!({"coin": c, "to": to, "amount": "1"});
-    if c == "KMD" {
-        w["kmd_rewards"] = json!({"amount": "0", "claimed_by_me": true});
-    }
-    let (_, d) = task(k, "withdraw", w, Duration::from_millis(500)).await;
-    check_tx(&d, c, false);
-    assert_eq!(d["from"], json!([me.address]));
-    let raw = json!({"coin": c, "tx_hex": d["tx_hex"]});
-    let v = ok(k, legacy("send_raw_transaction", raw)).await;
-    // The server's answer is relayed (the fake answers a made-up id, not the txid).
-    assert!(v["tx_hash"].as_str().is_some_and(|h| h.len() == 64), "{v}");
-    assert_eq!(
-        env.fake.broadcasts().last(),
-        d["tx_hex"].as_str().map(str::to_string).as_ref()
     );
 }
 

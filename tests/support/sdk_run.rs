@@ -1,6 +1,6 @@
 //! The SDK replay's runner: the environment (coins file, dbdir, fixed port, fake Electrum), `kdf`
-//! spawned as the SDK spawns it, `stop`, the task loop, funding, the SDK's required fields and its
-//! per-session stream and address calls.
+//! spawned as the SDK spawns it, `stop`, the task loop, funding, the SDK's required fields, its
+//! per-session stream and address calls, and its send on the fake.
 //! A module of tests/support, used by tests/sdk_replay.rs.
 #![allow(dead_code)]
 
@@ -284,6 +284,39 @@ pub async fn streams_and_tools(k: &Kdfd, hd: bool, coins: &[&str]) {
     let p = json!({"coin": "KMD", "from": KMD_TO, "to_address_format": {"format": "standard"}});
     let v = ok(k, legacy("convertaddress", p)).await;
     assert_eq!(v["result"]["address"], KMD_TO);
+}
+
+/// A BTC address that is not the wallet's.
+pub const BTC_TO: &str = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
+
+/// The GUI's send on the fake: validateaddress, task::withdraw (preview), send_raw_transaction.
+pub async fn fake_send(env: &Env, k: &Kdfd, c: &str, me: &Addr) {
+    let to = if c == "KMD" { KMD_TO } else { BTC_TO };
+    let v = ok(
+        k,
+        legacy("validateaddress", json!({"coin": c, "address": to})),
+    )
+    .await;
+    assert_eq!(v["result"], json!({"is_valid": true}));
+    let bad = json!({"coin": c, "address": "x1nonsense"});
+    let v = ok(k, legacy("validateaddress", bad)).await;
+    assert_eq!(v["result"]["is_valid"], false);
+    assert!(v["result"]["reason"].is_string(), "{v}");
+    let mut w = json!({"coin": c, "to": to, "amount": "1"});
+    if c == "KMD" {
+        w["kmd_rewards"] = json!({"amount": "0", "claimed_by_me": true});
+    }
+    let (_, d) = task(k, "withdraw", w, Duration::from_millis(500)).await;
+    check_tx(&d, c, false);
+    assert_eq!(d["from"], json!([me.address]));
+    let raw = json!({"coin": c, "tx_hex": d["tx_hex"]});
+    let v = ok(k, legacy("send_raw_transaction", raw)).await;
+    // The server's answer is relayed (the fake answers a made-up id, not the txid).
+    assert!(v["tx_hash"].as_str().is_some_and(|h| h.len() == 64), "{v}");
+    assert_eq!(
+        env.fake.broadcasts().last(),
+        d["tx_hex"].as_str().map(str::to_string).as_ref()
+    );
 }
 
 /// The SDK's app start: no-login `kdf`, `get_wallet_names`, `stop`.
