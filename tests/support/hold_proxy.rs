@@ -1,8 +1,9 @@
-//! A line proxy in front of a real Electrum server that can hold back the lines naming one
+//! A line proxy in front of a real Electrum server that can hold back the requests for one
 //! method (while the others pass, reordered: JSON-RPC answers go by id), so a test can keep a
 //! history sync from downloading transactions while everything else, the tip included, flows.
 #![allow(dead_code)]
 
+use serde_json::Value;
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -14,20 +15,20 @@ pub struct HoldProxy {
 }
 
 impl HoldProxy {
-    /// Listens on 127.0.0.1 and forwards every connection to `upstream`; lines containing
-    /// `"<method>"` wait while the hold is on.
+    /// Listens on 127.0.0.1 and forwards every connection to `upstream`; requests for `method`
+    /// wait while the hold is on.
     pub async fn start(upstream: &str, method: &str) -> HoldProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let (tx, _) = watch::channel(false);
         let hold = Arc::new(tx);
-        let (up, pattern, h) = (upstream.to_string(), format!("\"{method}\""), hold.clone());
+        let (up, method, h) = (upstream.to_string(), method.to_string(), hold.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(&up).await else {
                     continue;
                 };
-                tokio::spawn(pipe(client, server, pattern.clone(), h.subscribe()));
+                tokio::spawn(pipe(client, server, method.clone(), h.subscribe()));
             }
         });
         HoldProxy { addr, hold }
@@ -39,10 +40,26 @@ impl HoldProxy {
     }
 }
 
+/// A request line cut in two: what passes and what waits. An array keeps its other requests
+/// passing (a tip read queued in the same instant as the downloads must not wait with them).
+fn split(line: &str, method: &str) -> (Option<String>, Option<String>) {
+    let is_held = |v: &Value| v["method"] == method;
+    let as_line =
+        |items: Vec<Value>| (!items.is_empty()).then(|| format!("{}\n", Value::Array(items)));
+    match serde_json::from_str::<Value>(line) {
+        Ok(Value::Array(items)) => {
+            let (held, pass): (Vec<Value>, Vec<Value>) = items.into_iter().partition(is_held);
+            (as_line(pass), as_line(held))
+        }
+        Ok(v) if is_held(&v) => (None, Some(line.to_string())),
+        _ => (Some(line.to_string()), None),
+    }
+}
+
 async fn pipe(
     client: TcpStream,
     server: TcpStream,
-    pattern: String,
+    method: String,
     mut hold: watch::Receiver<bool>,
 ) {
     let (cr, mut cw) = client.into_split();
@@ -62,10 +79,16 @@ async fn pipe(
                     break;
                 }
                 let line = std::mem::take(&mut line);
-                if *hold.borrow() && line.contains(&pattern) {
-                    held.push(line);
-                } else if sw.write_all(line.as_bytes()).await.is_err() {
-                    break;
+                let (pass, hold_back) = if *hold.borrow() {
+                    split(&line, &method)
+                } else {
+                    (Some(line), None)
+                };
+                held.extend(hold_back);
+                if let Some(p) = pass {
+                    if sw.write_all(p.as_bytes()).await.is_err() {
+                        break;
+                    }
                 }
             }
             changed = hold.changed() => {
