@@ -131,10 +131,10 @@ async fn session(env: &Env, node: &Node<'_>, login: &Login<'_>, before: Option<&
     enable_balance(&k, "KMD").await;
     env.fake
         .set_balance(&addrs[0].scripthash, paid * COIN as i64, 0);
-    balance_event(&mut sse, "KMD", &addrs[0].address, &paid.to_string()).await;
+    balance_event(&mut sse, "KMD", &addrs[0].address, &paid.to_string(), None).await;
     enable_balance(&k, REAL).await;
     let (txid, _) = real.receive(node, "1.5");
-    balance_event(&mut sse, REAL, &real.address, &amount(real.balance)).await;
+    balance_event(&mut sse, REAL, &real.address, &amount(real.balance), None).await;
     let mempool = node.call("getrawmempool", json!([]));
     assert!(
         mempool.as_array().unwrap().contains(&json!(txid)),
@@ -166,7 +166,10 @@ async fn session(env: &Env, node: &Node<'_>, login: &Login<'_>, before: Option<&
     for (c, a) in FAKE.iter().zip(&addrs) {
         fake_send(env, &k, c, a).await;
     }
+    let held = amount(real.balance);
     send_checked(&k, node, &mut real, "1").await;
+    let left = amount(real.balance);
+    balance_event(&mut sse, REAL, &real.address, &left, Some(&held)).await;
     check_history(&k, node, &real, login.hd).await;
     check_balance(&k, node, &real, login.hd).await;
     stop(k).await;
@@ -252,20 +255,32 @@ async fn enable_balance(k: &Kdfd, coin: &str) {
 }
 
 /// The next BALANCE event of `coin` shows `address` with `spendable` (KDF sends a list, one
-/// entry per address whose balance changed; the SDK takes either shape).
-async fn balance_event(sse: &mut Sse, coin: &str, address: &str, spendable: &str) {
-    let ev = sse
-        .frame(&format!("BALANCE:{coin}"), Duration::from_secs(15))
-        .await;
-    let m = &ev["message"];
-    let entries = if m.is_array() {
-        m.as_array().unwrap().clone()
-    } else {
-        vec![m.clone()]
-    };
-    let entry = entries.iter().find(|e| e["address"] == address);
-    let entry = entry.unwrap_or_else(|| panic!("no {address} in {ev}"));
-    assert_eq!(entry["balance"]["spendable"], spendable, "{ev}");
+/// entry per address whose balance changed; the SDK takes either shape). Events that still show
+/// `unchanged` (a repeat, e.g. when the payment confirms) are passed over.
+async fn balance_event(
+    sse: &mut Sse,
+    coin: &str,
+    address: &str,
+    spendable: &str,
+    unchanged: Option<&str>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ev = sse.frame(&format!("BALANCE:{coin}"), left).await;
+        let m = &ev["message"];
+        let entries = if m.is_array() {
+            m.as_array().unwrap().clone()
+        } else {
+            vec![m.clone()]
+        };
+        let entry = entries.iter().find(|e| e["address"] == address);
+        let got = &entry.unwrap_or_else(|| panic!("no {address} in {ev}"))["balance"]["spendable"];
+        if unchanged.is_none_or(|u| got != u) {
+            assert_eq!(got, spendable, "{ev}");
+            return;
+        }
+    }
 }
 
 async fn check_fake_history(k: &Kdfd, c: &str, txid: &str, hd: bool, first: bool) {
