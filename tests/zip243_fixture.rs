@@ -84,7 +84,7 @@ fn kmd() -> CoinConf {
 /// The key at m/44'/141'/0'/0/0, derived as an HD withdraw's `from` derivation path is.
 fn trezor_key(conf: &CoinConf) -> KeyPair {
     let seed = HdSeed::from_mnemonic(MNEMONIC).unwrap();
-    let coin = CoinPath::of_coin(conf).unwrap();
+    let coin = conf.coin_path().unwrap();
     seed.key_at(&HdPath::parse("m/44'/141'/0'/0/0", &coin).unwrap())
         .unwrap()
 }

@@ -1,5 +1,10 @@
 //! One entry of the KDF `coins` file, checked field by field at start-up.
 
+use crate::crypto::{
+    self,
+    hd::{CoinPath, HdError},
+};
+use bitcoin::hashes::{hash160, Hash};
 use serde_json::Value;
 
 /// How a coin shows its address.
@@ -134,6 +139,32 @@ pub fn parse_address_format(v: Option<&Value>) -> Result<Option<AddressFormat>, 
 }
 
 impl CoinConf {
+    /// The entry's `derivation_path`, parsed; HD activation needs it.
+    pub fn coin_path(&self) -> Result<CoinPath, HdError> {
+        CoinPath::parse(
+            self.derivation_path
+                .as_deref()
+                .ok_or(HdError::NoDerivationPath)?,
+        )
+    }
+
+    /// The address of a public key in the entry's `address_format`: P2PKH with
+    /// `taddr`+`pubtype`, or P2WPKH with `bech32_hrp`. Fails only for a segwit entry without a
+    /// (valid) HRP.
+    pub fn address_of(&self, pubkey: &[u8; 33]) -> Result<String, String> {
+        let h160 = hash160::Hash::hash(pubkey).to_byte_array();
+        match self.address_format {
+            AddressFormat::Standard => Ok(crypto::p2pkh_address(&self.p2pkh_prefix, &h160)),
+            AddressFormat::Segwit => match &self.bech32_hrp {
+                Some(hrp) => crypto::segwit_address(hrp, &h160),
+                None => Err(format!(
+                    "coin {} has segwit address_format but no bech32_hrp in config",
+                    self.ticker
+                )),
+            },
+        }
+    }
+
     /// Checks one entry; the error names the field.
     pub fn from_json(entry: &Value) -> Result<CoinConf, String> {
         if !entry.is_object() {

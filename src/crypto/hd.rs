@@ -2,9 +2,7 @@
 //! master → `m/purpose'/coin'/account'/chain/index`. All BIP32 maths comes from the `bitcoin` crate.
 
 use super::KeyPair;
-use crate::coins::{AddressFormat, CoinConf};
 use bitcoin::bip32::{ChildNumber, DerivationPath, Xpriv, Xpub};
-use bitcoin::hashes::{hash160, Hash};
 use bitcoin::secp256k1::{All, Secp256k1};
 use bitcoin::NetworkKind;
 use serde::{Deserialize, Serialize};
@@ -110,15 +108,6 @@ impl CoinPath {
             ));
         }
         CoinPath::from_children(s, children[0], children[1])
-    }
-
-    /// The coin entry's `derivation_path`, parsed; HD activation needs it.
-    pub fn of_coin(conf: &CoinConf) -> Result<CoinPath, HdError> {
-        CoinPath::parse(
-            conf.derivation_path
-                .as_deref()
-                .ok_or(HdError::NoDerivationPath)?,
-        )
     }
 
     fn from_children(s: &str, p: ChildNumber, c: ChildNumber) -> Result<CoinPath, HdError> {
@@ -316,22 +305,6 @@ pub fn derive_pubkeys(
                 .serialize())
         })
         .collect()
-}
-
-/// The address of a public key in the coin's `address_format`: P2PKH with `taddr`+`pubtype`, or
-/// P2WPKH with `bech32_hrp`. Fails only for a segwit coin entry without a (valid) HRP.
-pub fn address_for(conf: &CoinConf, pubkey: &[u8; 33]) -> Result<String, String> {
-    let h160 = hash160::Hash::hash(pubkey).to_byte_array();
-    match conf.address_format {
-        AddressFormat::Standard => Ok(super::p2pkh_address(&conf.p2pkh_prefix, &h160)),
-        AddressFormat::Segwit => match &conf.bech32_hrp {
-            Some(hrp) => super::segwit_address(hrp, &h160),
-            None => Err(format!(
-                "coin {} has segwit address_format but no bech32_hrp in config",
-                conf.ticker
-            )),
-        },
-    }
 }
 
 #[cfg(test)]

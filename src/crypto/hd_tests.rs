@@ -1,6 +1,7 @@
 //! Vectors from kdf-wallet-compat.md 3.6 (KDF tests, recomputed independently there).
 
 use super::*;
+use crate::coins::CoinConf;
 use serde_json::json;
 
 const TANK: &str = "tank abandon bind salon remove wisdom net size aspect direct source fossil";
@@ -28,7 +29,8 @@ fn addr_at(seed: &HdSeed, conf: &CoinConf, path: &str) -> String {
     let coin = CoinPath::parse(conf.derivation_path.as_deref().unwrap()).unwrap();
     let p = HdPath::parse(path, &coin).unwrap();
     assert_eq!(p.to_string(), path, "Display round trip");
-    address_for(conf, &seed.key_at(&p).unwrap().public_key()).unwrap()
+    conf.address_of(&seed.key_at(&p).unwrap().public_key())
+        .unwrap()
 }
 
 #[test]
@@ -110,7 +112,7 @@ fn public_derivation_matches_private() {
     let rick = rick();
     let ext = derive_pubkeys(&xpub, Chain::External, 0..2).unwrap();
     assert_eq!(
-        address_for(&rick, &ext[1]).unwrap(),
+        rick.address_of(&ext[1]).unwrap(),
         "RVyndZp3ZrhGKSwHryyM3Kcz9aq2EJrW1z"
     );
     // A hardened-range index cannot be derived publicly.
@@ -125,15 +127,15 @@ fn kdf_xpub_vectors() {
     let ext = derive_pubkeys(&xpub, Chain::External, 0..2).unwrap();
     let int = derive_pubkeys(&xpub, Chain::Internal, 0..1).unwrap();
     assert_eq!(
-        address_for(&rick, &ext[0]).unwrap(),
+        rick.address_of(&ext[0]).unwrap(),
         "RRqF4cYniMwYs66S4QDUUZ4GJQFQF69rBE"
     );
     assert_eq!(
-        address_for(&rick, &ext[1]).unwrap(),
+        rick.address_of(&ext[1]).unwrap(),
         "RSVLsjXc9LJ8fm9Jq7gXjeubfja3bbgSDf"
     );
     assert_eq!(
-        address_for(&rick, &int[0]).unwrap(),
+        rick.address_of(&int[0]).unwrap(),
         "RLZxcZSYtKe74JZd1hBAmmD9PNHZqb72oL"
     );
 }
@@ -248,7 +250,7 @@ fn shipped_coins_paths_and_addresses() {
         if conf.protocol != "UTXO" {
             continue;
         }
-        let coin = CoinPath::of_coin(&conf).unwrap();
+        let coin = conf.coin_path().unwrap();
         let key = seed
             .key_at(&HdPath {
                 coin,
@@ -259,10 +261,10 @@ fn shipped_coins_paths_and_addresses() {
             .unwrap();
         // Same address as the activation code's own helper for the same key.
         let (want, _) = crate::coins::wallet_scripts(&conf, &key, conf.address_format).unwrap();
-        assert_eq!(address_for(&conf, &key.public_key()).unwrap(), want);
+        assert_eq!(conf.address_of(&key.public_key()).unwrap(), want);
         n += 1;
     }
     assert!(n >= 5);
     let bare = CoinConf::from_json(&json!({"coin": "X", "protocol": {"type": "UTXO"}})).unwrap();
-    assert_eq!(CoinPath::of_coin(&bare), Err(HdError::NoDerivationPath));
+    assert_eq!(bare.coin_path(), Err(HdError::NoDerivationPath));
 }

@@ -1,30 +1,11 @@
-//! History tables (store migration 2) and the SQL the sync and the RPC methods run. Plain
-//! sync functions: they run on the store's thread through `Store::call`.
+//! The SQL the history sync and the RPC methods run on the history tables (their schema is
+//! store migration 2, in `store::MIGRATIONS`). Plain sync functions: they run on the store's
+//! thread through `Store::call`.
 
 use crate::store::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
-
-/// Migration 2: one row per (coin, tx), with the key of the wallet script set its details were
-/// derived for (a changed set, e.g. a new HD address, means re-deriving that row); and the
-/// wallet addresses each tx touches.
-pub const MIGRATION: &str = "CREATE TABLE tx_history (
-        coin TEXT NOT NULL,
-        tx_hash TEXT NOT NULL,
-        height INTEGER NOT NULL,
-        timestamp INTEGER NOT NULL,
-        details TEXT NOT NULL,
-        scripts_key TEXT NOT NULL,
-        PRIMARY KEY (coin, tx_hash)
-    );
-    CREATE INDEX tx_history_order ON tx_history (coin, height);
-    CREATE TABLE tx_address (
-        coin TEXT NOT NULL,
-        tx_hash TEXT NOT NULL,
-        address TEXT NOT NULL,
-        PRIMARY KEY (coin, tx_hash, address)
-    );";
 
 /// A stored tx's height and time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,8 +34,25 @@ pub const MIGRATIONS: &[&str] = &[
         internal_addresses_number INTEGER NOT NULL,
         PRIMARY KEY (coin, account_id)
     );",
-    // v2: transaction history (src/history/db.rs).
-    crate::history::db::MIGRATION,
+    // v2: transaction history (queries in src/history/db.rs): one row per (coin, tx), with the key
+    // of the wallet script set its details were derived for (a changed set, e.g. a new HD
+    // address, means re-deriving that row); and the wallet addresses each tx touches.
+    "CREATE TABLE tx_history (
+        coin TEXT NOT NULL,
+        tx_hash TEXT NOT NULL,
+        height INTEGER NOT NULL,
+        timestamp INTEGER NOT NULL,
+        details TEXT NOT NULL,
+        scripts_key TEXT NOT NULL,
+        PRIMARY KEY (coin, tx_hash)
+    );
+    CREATE INDEX tx_history_order ON tx_history (coin, height);
+    CREATE TABLE tx_address (
+        coin TEXT NOT NULL,
+        tx_hash TEXT NOT NULL,
+        address TEXT NOT NULL,
+        PRIMARY KEY (coin, tx_hash, address)
+    );",
 ];
 
 /// The database file name inside the wallet's directory.

@@ -4,7 +4,7 @@
 use super::hd::{self, Deriver, HdParams, ScanPolicy};
 use super::{wallet_scripts, HdState, UtxoCoin};
 use crate::coins::{ActiveCoins, AddressFormat, CoinConf, CoinError};
-use crate::crypto::hd::{CoinPath, HdPath};
+use crate::crypto::hd::HdPath;
 use crate::crypto::WalletKeys;
 use crate::electrum::{ElectrumError, Hub, Pool, ServerSpec};
 use crate::store::{HdAccountRow, Store};
@@ -65,8 +65,9 @@ pub async fn activate(
         WalletKeys::Iguana(_) => None,
         WalletKeys::Hd { .. } => {
             hd::check_params(&req.hd)?;
-            let coin_path =
-                CoinPath::of_coin(&conf).map_err(|e| CoinError::Config(e.to_string()))?;
+            let coin_path = conf
+                .coin_path()
+                .map_err(|e| CoinError::Config(e.to_string()))?;
             Some(Deriver {
                 conf: conf.clone(),
                 coin_path,

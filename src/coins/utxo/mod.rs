@@ -4,6 +4,7 @@
 mod activate;
 mod balance;
 pub mod hd;
+pub mod stream;
 
 pub use activate::{activate, Env, UtxoActivation};
 pub use balance::{AccountBalance, AddressBalance, HdFailure};

@@ -53,7 +53,7 @@ pub async fn balance_enable(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcEr
     enable(&ctx.events, req.client_id, &streamer_id, move |hub| {
         // Subscribed before `enable` answers, so a payment right after the answer is not missed.
         let changes = coin.pool.changes();
-        streamers::utxo_balance(hub, coin, changes)
+        crate::coins::utxo::stream::utxo_balance(hub, coin, changes)
     })
 }
 
