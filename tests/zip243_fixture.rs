@@ -28,7 +28,7 @@ use kdfd::coins::withdraw::{
     self, FeePolicy, SaplingTx, Unspent, WithdrawSpec, SAPLING_BRANCH_ID, SAPLING_VERSION_GROUP_ID,
 };
 use kdfd::coins::CoinConf;
-use kdfd::crypto::hd::{CoinPath, HdPath, HdSeed};
+use kdfd::crypto::hd::{HdPath, HdSeed};
 use kdfd::crypto::KeyPair;
 use serde_json::json;
 use std::str::FromStr;
@@ -102,10 +102,7 @@ fn txid(s: &str) -> Txid {
 fn the_key_is_the_fixtures_address() {
     let conf = kmd();
     let key = trezor_key(&conf);
-    assert_eq!(
-        kdfd::crypto::hd::address_for(&conf, &key.public_key()).unwrap(),
-        ADDRESS
-    );
+    assert_eq!(conf.address_of(&key.public_key()).unwrap(), ADDRESS);
     let script = address_script(&conf);
     assert_eq!(
         script.as_bytes(),

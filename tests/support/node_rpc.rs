@@ -96,19 +96,7 @@ impl NodeRpc {
             .zip(&prevs)
             .map(|(i, p)| node_out(&p["vout"][i["vout"].as_u64().expect("vout") as usize]))
             .collect();
-        NodeTx {
-            txid: txid.to_string(),
-            confirmations: raw["confirmations"].as_u64().unwrap_or(0),
-            vsize: raw["vsize"].as_i64().expect("vsize"),
-            inputs,
-            outputs: raw["vout"]
-                .as_array()
-                .expect("vout")
-                .iter()
-                .map(node_out)
-                .collect(),
-            raw,
-        }
+        NodeTx::new(txid, raw, inputs)
     }
 
     /// ElectrumX's tip height (a fresh connection, `server.version` first as ElectrumX wants).

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use kdfd::coins::{AddressFormat, Registry};
-use kdfd::crypto::hd::{address_for, derive_pubkeys, Chain, CoinPath, HdSeed};
+use kdfd::crypto::hd::{derive_pubkeys, Chain, HdSeed};
 use kdfd::crypto::{self, KeyPair};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -129,14 +129,12 @@ pub fn expected_addr(reg: &Registry, ticker: &str, mnemonic: &str, hd: bool) -> 
     let conf = reg.get(ticker).unwrap();
     let pk = if hd {
         let seed = HdSeed::from_mnemonic(mnemonic).unwrap();
-        let xpub = seed
-            .account_xpub(&CoinPath::of_coin(&conf).unwrap(), 0)
-            .unwrap();
+        let xpub = seed.account_xpub(&conf.coin_path().unwrap(), 0).unwrap();
         derive_pubkeys(&xpub, Chain::External, 0..1).unwrap()[0]
     } else {
         KeyPair::from_passphrase(mnemonic).unwrap().public_key()
     };
-    let address = address_for(&conf, &pk).unwrap();
+    let address = conf.address_of(&pk).unwrap();
     let h = {
         use bitcoin::hashes::Hash;
         bitcoin::hashes::hash160::Hash::hash(&pk).to_byte_array()

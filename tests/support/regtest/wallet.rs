@@ -5,7 +5,7 @@
 use super::{post, tail, Stack, HTTP_LIMIT};
 use crate::support::{Kdfd, USERPASS};
 use kdfd::coins::CoinConf;
-use kdfd::crypto::hd::{address_for, derive_pubkeys, Chain, CoinPath, HdSeed};
+use kdfd::crypto::hd::{derive_pubkeys, Chain, HdSeed};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -24,15 +24,15 @@ pub fn fixture_conf(ticker: &str) -> CoinConf {
 /// `address_format`), derived from the account xpub as a watch-only wallet would.
 pub fn hd_address(conf: &CoinConf, mnemonic: &str, chain: Chain, index: u32) -> String {
     let seed = HdSeed::from_mnemonic(mnemonic).expect("valid mnemonic");
-    let path = CoinPath::of_coin(conf).expect("fixture derivation_path");
+    let path = conf.coin_path().expect("fixture derivation_path");
     let xpub = seed.account_xpub(&path, 0).expect("account xpub");
     let pk = derive_pubkeys(&xpub, chain, index..index + 1).expect("derive")[0];
-    address_for(conf, &pk).expect("address")
+    conf.address_of(&pk).expect("address")
 }
 
 /// The derivation path text of `account 0 / chain / index`.
 pub fn hd_path(conf: &CoinConf, chain: Chain, index: u32) -> String {
-    let path = CoinPath::of_coin(conf).expect("fixture derivation_path");
+    let path = conf.coin_path().expect("fixture derivation_path");
     format!("{path}/0'/{}/{index}", chain.index())
 }
 
@@ -130,6 +130,24 @@ pub struct NodeTx {
 }
 
 impl NodeTx {
+    /// From the node's verbose decoding and the prevouts of its inputs, in input order.
+    pub fn new(txid: &str, raw: Value, inputs: Vec<NodeOut>) -> NodeTx {
+        let outputs = raw["vout"]
+            .as_array()
+            .expect("vout")
+            .iter()
+            .map(node_out)
+            .collect();
+        NodeTx {
+            txid: txid.to_string(),
+            confirmations: raw["confirmations"].as_u64().unwrap_or(0),
+            vsize: raw["vsize"].as_i64().expect("vsize"),
+            inputs,
+            outputs,
+            raw,
+        }
+    }
+
     pub fn fee(&self) -> i64 {
         self.inputs.iter().map(|o| o.sats).sum::<i64>()
             - self.outputs.iter().map(|o| o.sats).sum::<i64>()
@@ -163,12 +181,6 @@ fn node_out(o: &Value) -> NodeOut {
 pub fn node_tx(stack: &Stack, txid: &str) -> NodeTx {
     let raw = stack.node("getrawtransaction", &[txid, "1"]);
     assert_eq!(raw["txid"], txid, "getrawtransaction {txid}: {raw}");
-    let outputs = raw["vout"]
-        .as_array()
-        .expect("vout")
-        .iter()
-        .map(node_out)
-        .collect();
     let inputs = raw["vin"]
         .as_array()
         .expect("vin")
@@ -180,14 +192,7 @@ pub fn node_tx(stack: &Stack, txid: &str) -> NodeTx {
             node_out(&prev["vout"][n])
         })
         .collect();
-    NodeTx {
-        txid: txid.to_string(),
-        confirmations: raw["confirmations"].as_u64().unwrap_or(0),
-        vsize: raw["vsize"].as_i64().expect("vsize"),
-        inputs,
-        outputs,
-        raw,
-    }
+    NodeTx::new(txid, raw, inputs)
 }
 
 /// kdfd's `TransactionDetails` amounts in satoshis.
