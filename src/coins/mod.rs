@@ -116,7 +116,8 @@ enum Slot {
 /// one coin never both succeed, and removed again if the activation fails.
 #[derive(Default)]
 pub struct ActiveCoins {
-    slots: DashMap<String, Slot>,
+    // foldhash: looked up once per batch item that names a coin.
+    slots: DashMap<String, Slot, foldhash::fast::RandomState>,
     order: AtomicU64,
 }
 

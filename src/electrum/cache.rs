@@ -8,7 +8,8 @@ use super::pool::{lock, Pool};
 use super::watch::Changes;
 use super::{Balance, Connection, ElectrumError};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+// foldhash: two lookups per cached balance read, keyed by 64-character scripthashes.
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -21,7 +22,7 @@ pub(super) struct Cache {
     subscribed_on: Weak<Connection>,
     /// Scripthashes subscribed on `subscribed_on`: only these may be cached (a scripthash read
     /// for the first time later, e.g. a new HD address, is subscribed then).
-    subscribed: std::collections::HashSet<String>,
+    subscribed: foldhash::HashSet<String>,
     pub(super) listener: Option<tokio::task::AbortHandle>,
 }
 

@@ -44,13 +44,7 @@ pub enum Dialect {
 impl Dialect {
     /// The dialect an item asks for.
     pub fn of(item: &Value) -> Dialect {
-        if item.get("jsonrpc").is_some() {
-            Dialect::JsonRpc
-        } else if item.get("mmrpc").is_some_and(|v| !v.is_null()) {
-            Dialect::MmRpc
-        } else {
-            Dialect::Legacy
-        }
+        Head::of(item).dialect
     }
 }
 
@@ -69,28 +63,64 @@ pub struct Head<'a> {
 }
 
 impl<'a> Head<'a> {
-    /// Reads the head of an item.
+    /// Reads the head of an item. One pass over its members (and those of `params`) with string
+    /// compares: cheaper than a hashed lookup per name, and the parser already kept only the last
+    /// of any repeated key.
     pub fn of(item: &'a Value) -> Head<'a> {
-        let dialect = Dialect::of(item);
-        let method = item.get("method").and_then(Value::as_str);
-        let params = item.get("params");
-        let coin_in = |v: Option<&'a Value>| {
-            v.and_then(|v| v.get("coin").or_else(|| v.get("ticker")))
-                .and_then(Value::as_str)
+        let mut f = Fields::default();
+        if let Some(obj) = item.as_object() {
+            obj.iter().for_each(|(k, v)| f.see(k, v));
+        }
+        let dialect = if f.jsonrpc {
+            Dialect::JsonRpc
+        } else if f.mmrpc.is_some_and(|v| !v.is_null()) {
+            Dialect::MmRpc
+        } else {
+            Dialect::Legacy
         };
+        let mut p = Fields::default();
+        if dialect != Dialect::Legacy {
+            if let Some(obj) = f.params.and_then(Value::as_object) {
+                obj.iter().for_each(|(k, v)| p.see(k, v));
+            }
+        }
         let (coin, userpass) = match dialect {
-            Dialect::Legacy => (
-                item.get("coin").and_then(Value::as_str),
-                item.get("userpass"),
-            ),
-            Dialect::MmRpc => (coin_in(params), item.get("userpass")),
-            Dialect::JsonRpc => (coin_in(params), params.and_then(|p| p.get("userpass"))),
+            Dialect::Legacy => (f.coin, f.userpass),
+            Dialect::MmRpc => (p.coin.or(p.ticker), f.userpass),
+            Dialect::JsonRpc => (p.coin.or(p.ticker), p.userpass),
         };
         Head {
             dialect,
-            method,
-            coin,
+            method: f.method,
+            coin: coin.and_then(Value::as_str),
             userpass,
+        }
+    }
+}
+
+/// The members `Head::of` reads, as found in one object.
+#[derive(Default)]
+struct Fields<'a> {
+    jsonrpc: bool,
+    mmrpc: Option<&'a Value>,
+    method: Option<&'a str>,
+    params: Option<&'a Value>,
+    coin: Option<&'a Value>,
+    ticker: Option<&'a Value>,
+    userpass: Option<&'a Value>,
+}
+
+impl<'a> Fields<'a> {
+    fn see(&mut self, k: &str, v: &'a Value) {
+        match k {
+            "jsonrpc" => self.jsonrpc = true,
+            "mmrpc" => self.mmrpc = Some(v),
+            "method" => self.method = v.as_str(),
+            "params" => self.params = Some(v),
+            "coin" => self.coin = Some(v),
+            "ticker" => self.ticker = Some(v),
+            "userpass" => self.userpass = Some(v),
+            _ => {}
         }
     }
 }

@@ -14,9 +14,9 @@ use super::dispatch;
 use super::error::RpcError;
 use super::methods::{self, Effect};
 use crate::ctx::Ctx;
+use foldhash::HashMap;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
@@ -24,10 +24,18 @@ use tokio::sync::watch;
 
 /// One item under the per-item time limit; used for single requests too.
 pub async fn run_item(ctx: &Arc<Ctx>, caller: &Caller, item: Value) -> Answer {
-    let limit = ctx.config.limits.item_timeout;
-    // Kept for the time-out answer: the item itself is moved into the work.
     let dialect = Dialect::of(&item);
-    let id = item.get("id").cloned();
+    run_item_in(ctx, caller, item, dialect).await
+}
+
+/// `run_item` for an item whose dialect the caller has read already.
+async fn run_item_in(ctx: &Arc<Ctx>, caller: &Caller, item: Value, dialect: Dialect) -> Answer {
+    let limit = ctx.config.limits.item_timeout;
+    // Kept for the time-out answer (a legacy error has no id): the item is moved into the work.
+    let id = match dialect {
+        Dialect::Legacy => None,
+        Dialect::MmRpc | Dialect::JsonRpc => item.get("id").cloned(),
+    };
     let work = async {
         // Queue for a global slot rather than fail: the item's time limit bounds the wait.
         // `try_acquire` first: it spends none of the task's cooperative budget, so a batch's
@@ -48,19 +56,22 @@ pub async fn run_item(ctx: &Arc<Ctx>, caller: &Caller, item: Value) -> Answer {
 struct Plan {
     deps: Vec<Vec<usize>>,
     over_cap: Vec<Option<RpcError>>,
+    dialects: Vec<Dialect>,
 }
 
 fn plan(ctx: &Ctx, items: &[Value]) -> Plan {
     let caps = &ctx.config.limits.method_caps;
-    let mut counts: HashMap<&str, usize> = HashMap::new();
+    let mut counts: HashMap<&str, usize> = HashMap::default();
     // Per coin: the last mutator, and the users since it.
-    let mut last_mutator: HashMap<&str, usize> = HashMap::new();
-    let mut users_since: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut last_mutator: HashMap<&str, usize> = HashMap::default();
+    let mut users_since: HashMap<&str, Vec<usize>> = HashMap::default();
+    let mut dialects = Vec::with_capacity(items.len());
     let mut set_readers: Vec<usize> = Vec::new();
     let mut deps = Vec::with_capacity(items.len());
     let mut over_cap = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let head = Head::of(item);
+        dialects.push(head.dialect);
         let (method, coin) = (head.method, head.coin);
         // By name, whatever the envelope: a cap must hold even for an item whose envelope fails.
         let entry = method.and_then(|m| methods::find(Dialect::Legacy, m));
@@ -89,13 +100,21 @@ fn plan(ctx: &Ctx, items: &[Value]) -> Plan {
         }
         deps.push(mine);
     }
-    Plan { deps, over_cap }
+    Plan {
+        deps,
+        over_cap,
+        dialects,
+    }
 }
 
 /// Runs every item and returns the slots in request order (the caller checked the item cap).
 pub async fn run(ctx: &Arc<Ctx>, caller: &Caller, items: Vec<Value>) -> Vec<Json> {
     let width = ctx.config.limits.batch_concurrency.max(1);
-    let Plan { deps, mut over_cap } = plan(ctx, &items);
+    let Plan {
+        deps,
+        mut over_cap,
+        dialects,
+    } = plan(ctx, &items);
     // Completion signals only for the items something waits on (most batches: none).
     let mut waited_on = vec![false; items.len()];
     deps.iter().flatten().for_each(|&d| waited_on[d] = true);
@@ -110,6 +129,7 @@ pub async fn run(ctx: &Arc<Ctx>, caller: &Caller, items: Vec<Value>) -> Vec<Json
         .enumerate()
         .map(|(i, (item, deps))| {
             let capped = over_cap[i].take();
+            let dialect = dialects[i];
             async move {
                 for d in deps {
                     // A dependency is always earlier, so it is running or done: no deadlock.
@@ -119,7 +139,7 @@ pub async fn run(ctx: &Arc<Ctx>, caller: &Caller, items: Vec<Value>) -> Vec<Json
                 }
                 let answer = match capped {
                     Some(e) => Answer::error_for(&item, &e),
-                    None => run_item(ctx, caller, item).await,
+                    None => run_item_in(ctx, caller, item, dialect).await,
                 };
                 if let Some(signal) = &done[i] {
                     signal.send_replace(true);
