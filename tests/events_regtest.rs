@@ -1,0 +1,386 @@
+//! BALANCE and TX_HISTORY events against the real chain: a Litecoin regtest node and a real
+//! ElectrumX 2.0 (tests/support/regtest.rs, one stack shared by both tests), kdfd with an Iguana
+//! wallet (LTCR, legacy `electrum`) and with an HD wallet (LTCR-segwit, `task::enable_utxo`), both
+//! with `tx_history: true`. The node pays the wallet (`sendtoaddress`); the SSE client must get
+//! the new balance in KDF's list form (checked against ElectrumX) and the new history entry
+//! (checked against the node's `getrawtransaction` and `gettransaction`); a block then brings the
+//! entry's confirmation as another TX_HISTORY event (a kdfd extension: KDF's v2 history loop
+//! updates its storage silently). Finally the client disconnects, misses a payment, and
+//! reconnects with `Last-Event-ID`: it must get exactly what a client that stayed connected (the
+//! witness, listening to the same streamers) got meanwhile, with the same sequence numbers.
+//!
+//! The two tests run in parallel on one chain, so a block mined by one also confirms the other's
+//! payment: every wait below looks for a matching event, and the replay is judged against the
+//! witness rather than against a fixed list.
+
+mod support;
+
+use kdfd::crypto::hd::Chain;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use support::regtest::wallet::{fixture_conf, hd_address, node_tx, sats};
+use support::regtest::{start_kdfd, tail, wallet, Daemon, SharedStack, Stack};
+use support::sse::Sse;
+use support::USERPASS;
+
+static SHARED: SharedStack = SharedStack::new(2);
+
+const IGUANA: &str = "kdfd events regtest: iguana wallet";
+/// BIP39's "letter advice" test vector: the HD wallet of these tests only.
+const HD_MNEMONIC: &str =
+    "letter advice cage absurd amount doctor acoustic avoid letter advice cage above";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn v2(method: &str, params: Value) -> Value {
+    json!({"userpass": USERPASS, "mmrpc": "2.0", "method": method, "params": params})
+}
+
+fn amount(s: i64) -> String {
+    kdfd::coins::format_amount(i128::from(s), 8)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking part")
+}
+
+/// One SSE connection with `id:` lines on; every data frame it read, in order, as (seq, frame).
+struct Events {
+    sse: Sse,
+    frames: Vec<(u64, Value)>,
+}
+
+impl Events {
+    async fn open(k: &Daemon, id: u64, last_seen: Option<u64>) -> Events {
+        let extra = last_seen.map_or(String::new(), |n| format!("Last-Event-ID: {n}\r\n"));
+        let target = format!("/event-stream?id={id}&event_ids=1");
+        let mut sse = Sse::open(k.addr, &target, &extra).await;
+        assert_eq!(sse.status, 200, "{}", sse.head);
+        assert_eq!(sse.next(WAIT).await.as_deref(), Some(": ok\n\n"));
+        Events {
+            sse,
+            frames: Vec::new(),
+        }
+    }
+
+    /// Reads one more data frame (comments skipped).
+    async fn read(&mut self, k: &Daemon, until: Instant, what: &str) {
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let block = tokio::time::timeout(left, self.sse.next(left + WAIT))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no {what} event within {WAIT:?}; frames so far: {:?}\n--- kdfd log ---\n{}",
+                        self.frames,
+                        tail(&k.stderr(), 30)
+                    )
+                })
+                .unwrap_or_else(|| panic!("the stream ended while waiting for {what}"));
+            if block.starts_with(':') {
+                continue;
+            }
+            let (id, data) = block
+                .strip_prefix("id: ")
+                .and_then(|r| r.split_once('\n'))
+                .unwrap_or_else(|| panic!("a frame without an id line: {block:?}"));
+            let json = data
+                .strip_prefix("data: ")
+                .and_then(|r| r.strip_suffix(" \n\n"))
+                .unwrap_or_else(|| panic!("not KDF's frame: {block:?}"));
+            let seq = id.parse().expect("numeric id");
+            self.frames.push((seq, serde_json::from_str(json).unwrap()));
+            return;
+        }
+    }
+
+    /// The first frame at or after index `from` of type `ty` that `pred` accepts; its index.
+    async fn find(
+        &mut self,
+        k: &Daemon,
+        from: usize,
+        ty: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> usize {
+        let until = Instant::now() + WAIT;
+        let mut i = from;
+        loop {
+            while i < self.frames.len() {
+                let f = &self.frames[i].1;
+                if f["_type"] == ty && pred(&f["message"]) {
+                    return i;
+                }
+                i += 1;
+            }
+            self.read(k, until, ty).await;
+        }
+    }
+
+    /// Reads until a frame with sequence number `seq` or later arrived.
+    async fn catch_up(&mut self, k: &Daemon, seq: u64) {
+        let until = Instant::now() + WAIT;
+        while self.last() < seq {
+            self.read(k, until, &format!("seq {seq}")).await;
+        }
+    }
+
+    fn last(&self) -> u64 {
+        self.frames.last().map_or(0, |f| f.0)
+    }
+}
+
+/// The wallet under test in one kdfd.
+struct Setup {
+    k: Daemon,
+    coin: &'static str,
+    address: String,
+    _db: tempfile::TempDir,
+}
+
+async fn launch(stack: &'static Stack, hd: bool) -> Setup {
+    let db = tempfile::tempdir().unwrap();
+    let mut extra = json!({"dbdir": db.path(),
+        "event_streaming_configuration": {"access_control_allow_origin": "*"}});
+    if hd {
+        extra["enable_hd"] = json!(true);
+    }
+    let phrase = if hd { HD_MNEMONIC } else { IGUANA };
+    let k = blocking(move || start_kdfd(phrase, extra)).await;
+    let server = json!([{"url": stack.tcp()}]);
+    if !hd {
+        let (status, v) = k
+            .post(
+                &json!({"userpass": USERPASS, "method": "electrum", "coin": "LTCR",
+                "servers": server, "tx_history": true}),
+            )
+            .await;
+        let address = wallet(IGUANA).p2pkh;
+        assert_eq!((status, &v["address"]), (200, &json!(address)), "{v}");
+        return Setup {
+            k,
+            coin: "LTCR",
+            address,
+            _db: db,
+        };
+    }
+    let coin = "LTCR-segwit";
+    let (_, v) = k
+        .post(&v2(
+            "task::enable_utxo::init",
+            json!({"ticker": coin, "activation_params": {
+            "mode": {"rpc": "Electrum", "rpc_data": {"servers": server}}, "tx_history": true}}),
+        ))
+        .await;
+    let id = v["result"]["task_id"].clone();
+    assert!(id.is_u64(), "{v}");
+    let until = Instant::now() + WAIT;
+    let status = loop {
+        let (_, s) = k
+            .post(&v2(
+                "task::enable_utxo::status",
+                json!({"task_id": id, "forget_if_finished": false}),
+            ))
+            .await;
+        if s["result"]["status"] != "InProgress" || Instant::now() > until {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status["result"]["status"], "Ok", "{status}");
+    let address = hd_address(&fixture_conf(coin), HD_MNEMONIC, Chain::External, 0);
+    let listed = &status["result"]["details"]["wallet_balance"]["accounts"][0]["addresses"];
+    assert_eq!(listed[0]["address"], json!(address), "{status}");
+    Setup {
+        k,
+        coin,
+        address,
+        _db: db,
+    }
+}
+
+/// The TX_HISTORY message the node's own view of `txid` calls for (the payer is the node's
+/// wallet, so nothing is spent by us).
+fn expected_entry(stack: &Stack, coin: &str, txid: &str, me: &str) -> Value {
+    let tx = node_tx(stack, txid);
+    let mut from: Vec<String> = Vec::new();
+    for i in &tx.inputs {
+        if !from.contains(&i.address) {
+            from.push(i.address.clone());
+        }
+    }
+    let mut to: Vec<String> = Vec::new();
+    for o in &tx.outputs {
+        if !to.contains(&o.address) {
+            to.push(o.address.clone());
+        }
+    }
+    let total_in: i64 = tx.inputs.iter().map(|i| i.sats).sum();
+    let received = tx.paid_to(me);
+    // The node wallet's view agrees: it sent exactly what we received, and paid the fee.
+    let gt = stack.node("gettransaction", &[txid]);
+    assert_eq!(-sats(&gt["amount"]), received, "gettransaction {gt}");
+    assert_eq!(-sats(&gt["fee"]), tx.fee(), "gettransaction {gt}");
+    json!({"tx_hex": tx.raw["hex"], "tx_hash": txid, "from": from, "to": to,
+        "total_amount": amount(total_in), "spent_by_me": "0", "received_by_me": amount(received),
+        "my_balance_change": amount(received),
+        "fee_details": {"type": "Utxo", "coin": coin, "amount": amount(tx.fee())},
+        "coin": coin, "internal_id": txid, "transaction_type": "StandardTransfer", "memo": null})
+}
+
+fn assert_entry(got: &Value, want: &Value) {
+    for (key, v) in want.as_object().unwrap() {
+        assert_eq!(&got[key], v, "field {key} of {got}");
+    }
+    // KDF's event carries TransactionDetails without `confirmations` (it depends on the tip).
+    assert!(got.get("confirmations").is_none(), "{got}");
+}
+
+/// The node pays `me` (`fund.sh`: `sendtoaddress`, then waits until ElectrumX has it).
+async fn pay(stack: &'static Stack, me: &str, coins: &'static str) -> String {
+    let me = me.to_string();
+    blocking(move || stack.chain().fund(&me, coins, 0)).await
+}
+
+async fn scenario(hd: bool) {
+    let _user = SHARED.user();
+    let stack: &'static Stack = blocking(|| SHARED.get()).await;
+    let s = launch(stack, hd).await;
+    let (k, coin, me) = (&s.k, s.coin, s.address.as_str());
+    let mut main = Events::open(k, 1, None).await;
+    let mut witness = Events::open(k, 2, None).await;
+    for id in [1, 2] {
+        for kind in ["balance", "tx_history"] {
+            let method = format!("stream::{kind}::enable");
+            let (status, v) = k
+                .post(&v2(&method, json!({"client_id": id, "coin": coin})))
+                .await;
+            assert_eq!(status, 200, "{method}: {v}");
+        }
+    }
+    let balance_is = |want: i64| {
+        let want = amount(want);
+        move |m: &Value| m[0]["balance"]["spendable"] == want.as_str()
+    };
+
+    // 1. A payment: the new balance, then the new entry.
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let tx1 = pay(stack, me, "0.5").await;
+    let (c, u) = stack.electrum_balance(me);
+    assert_eq!(c + u, 50_000_000, "ElectrumX's view of {me}");
+    let i = main
+        .find(k, 0, &format!("BALANCE:{coin}"), balance_is(c + u))
+        .await;
+    assert_eq!(
+        main.frames[i].1["message"],
+        json!([{"ticker": coin, "address": me,
+                "balance": {"spendable": amount(c + u), "unspendable": "0"}}])
+    );
+    let ty = format!("TX_HISTORY:{coin}");
+    let is_tx = |txid: &str, mined: bool| {
+        let txid = txid.to_string();
+        move |m: &Value| m["tx_hash"] == txid.as_str() && (m["block_height"] != 0) == mined
+    };
+    let i = main.find(k, 0, &ty, is_tx(&tx1, false)).await;
+    let entry = main.frames[i].1["message"].clone();
+    let want = expected_entry(stack, coin, &tx1, me);
+    assert_entry(&entry, &want);
+    assert_eq!(entry["block_height"], 0, "{entry}");
+    let seen = entry["timestamp"].as_u64().unwrap();
+    assert!(
+        t0 <= seen && seen <= t0 + 60,
+        "first-seen time {seen}, t0 {t0}"
+    );
+
+    // 2. A block: the same entry again with its height and the block's time.
+    let n = main.frames.len();
+    blocking(move || stack.chain().mine(1, stack.miner())).await;
+    let i = main.find(k, i, &ty, is_tx(&tx1, true)).await;
+    let mined = main.frames[i].1["message"].clone();
+    assert_entry(&mined, &want);
+    let info = stack.node("getrawtransaction", &[&tx1, "true"]);
+    let block = stack.node("getblock", &[info["blockhash"].as_str().unwrap()]);
+    assert_eq!(mined["block_height"], block["height"], "{mined}");
+    assert_eq!(mined["timestamp"], block["time"], "{mined}");
+    // The status change of the block also re-reads the balance: unchanged, now confirmed.
+    main.find(k, n, &format!("BALANCE:{coin}"), balance_is(c + u))
+        .await;
+
+    // 3. Disconnected: the witness (same streamers) sees a payment; the reconnect with the last
+    // id must replay exactly what the witness got after it.
+    witness.catch_up(k, main.last()).await;
+    let n = main.frames.len();
+    assert_eq!(
+        witness.frames[..n],
+        main.frames[..],
+        "both clients saw the same"
+    );
+    let last = main.last();
+    drop(main);
+    let tx2 = pay(stack, me, "0.25").await;
+    let (c, u) = stack.electrum_balance(me);
+    assert_eq!(c + u, 75_000_000, "ElectrumX's view of {me}");
+    witness.find(k, n, &ty, is_tx(&tx2, false)).await;
+    witness
+        .find(k, n, &format!("BALANCE:{coin}"), balance_is(c + u))
+        .await;
+    let mut main = Events::open(k, 1, Some(last)).await;
+    let upto = witness.last();
+    main.catch_up(k, upto).await;
+    let replay: Vec<_> = main
+        .frames
+        .iter()
+        .filter(|f| f.0 <= upto)
+        .cloned()
+        .collect();
+    let missed: Vec<_> = witness
+        .frames
+        .iter()
+        .filter(|f| f.0 > last)
+        .cloned()
+        .collect();
+    assert_eq!(replay, missed, "the replay is exactly what was missed");
+    let seqs: Vec<u64> = main.frames.iter().map(|f| f.0).collect();
+    let want_seqs: Vec<u64> = (last + 1..=main.last()).collect();
+    assert_eq!(seqs, want_seqs, "no duplicates, no gaps");
+    let once = |pred: &dyn Fn(&Value) -> bool, t: &str| {
+        replay
+            .iter()
+            .filter(|f| f.1["_type"] == t && pred(&f.1["message"]))
+            .count()
+    };
+    assert_eq!(once(&is_tx(&tx2, false), &ty), 1, "{replay:?}");
+    let new_balance = format!("BALANCE:{coin}");
+    assert!(once(&balance_is(c + u), &new_balance) >= 1, "{replay:?}");
+    let i = replay
+        .iter()
+        .position(|f| f.1["_type"] == ty.as_str() && is_tx(&tx2, false)(&f.1["message"]))
+        .unwrap();
+    assert_entry(
+        &replay[i].1["message"],
+        &expected_entry(stack, coin, &tx2, me),
+    );
+
+    // 4. Live again after the replay: the next block's events continue the same sequence.
+    blocking(move || stack.chain().mine(1, stack.miner())).await;
+    let i = main.find(k, 0, &ty, is_tx(&tx2, true)).await;
+    witness.catch_up(k, main.frames[i].0).await;
+    let live: Vec<_> = witness
+        .frames
+        .iter()
+        .filter(|f| f.0 > last && f.0 <= main.frames[i].0)
+        .cloned()
+        .collect();
+    assert_eq!(main.frames[..=i], live[..], "live frames after the replay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iguana_balance_and_history_events_on_the_real_chain() {
+    scenario(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hd_balance_and_history_events_on_the_real_chain() {
+    scenario(true).await;
+}
