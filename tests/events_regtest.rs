@@ -388,6 +388,60 @@ async fn scenario(hd: bool) {
         .cloned()
         .collect();
     assert_eq!(main.frames[..=i], live[..], "live frames after the replay");
+    if hd {
+        new_address_is_streamed_too(k, stack, coin, main).await;
+    }
+}
+
+/// HD: an address made after the streams were enabled has its own BALANCE events, its payment
+/// is one TX_HISTORY event, and the new address (a new script set, so every stored entry is
+/// derived again) sends no stored entry again.
+async fn new_address_is_streamed_too(
+    k: &Daemon,
+    stack: &'static Stack,
+    coin: &str,
+    mut main: Events,
+) {
+    let n = main.frames.len();
+    let (status, na) = k
+        .post(&v2(
+            "get_new_address",
+            json!({"coin": coin, "account_id": 0, "chain": "External", "gap_limit": 20}),
+        ))
+        .await;
+    assert_eq!(status, 200, "{na}");
+    let new = hd_address(&fixture_conf(coin), HD_MNEMONIC, Chain::External, 1);
+    assert_eq!(na["result"]["new_address"]["address"], new.as_str(), "{na}");
+    let window = MEMPOOL_WINDOW.lock().await;
+    let tx3 = pay(stack, &new, "0.1").await;
+    let on_new = new.clone();
+    let b = main
+        .find(k, n, &format!("BALANCE:{coin}"), move |m| {
+            m[0]["address"] == on_new.as_str()
+        })
+        .await;
+    assert_eq!(
+        main.frames[b].1["message"],
+        json!([{"ticker": coin, "address": new,
+                "balance": {"spendable": "0.1", "unspendable": "0"}}])
+    );
+    let ty = format!("TX_HISTORY:{coin}");
+    let id = tx3.clone();
+    let h = main
+        .find(k, n, &ty, move |m| m["tx_hash"] == id.as_str())
+        .await;
+    drop(window);
+    assert_entry(
+        &main.frames[h].1["message"],
+        &expected_entry(stack, coin, &tx3, &new),
+    );
+    // The sync that found tx3 derived the stored entries again (first, oldest first): none of
+    // them is news.
+    let resent: Vec<_> = main.frames[n..=h]
+        .iter()
+        .filter(|f| f.1["_type"] == ty.as_str() && f.1["message"]["tx_hash"] != tx3.as_str())
+        .collect();
+    assert!(resent.is_empty(), "stored entries sent again: {resent:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
