@@ -19,8 +19,8 @@ use kdfd::crypto::hd::Chain;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use support::regtest::wallet::{fixture_conf, hd_address, node_tx, sats};
-use support::regtest::{start_kdfd, tail, wallet, Daemon, SharedStack, Stack};
-use support::sse::Sse;
+use support::regtest::{start_kdfd, wallet, Daemon, SharedStack, Stack};
+use support::sse::Recorder;
 use support::USERPASS;
 
 static SHARED: SharedStack = SharedStack::new(2);
@@ -45,91 +45,6 @@ fn amount(s: i64) -> String {
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("blocking part")
-}
-
-/// One SSE connection with `id:` lines on; every data frame it read, in order, as (seq, frame).
-struct Events {
-    sse: Sse,
-    frames: Vec<(u64, Value)>,
-}
-
-impl Events {
-    async fn open(k: &Daemon, id: u64, last_seen: Option<u64>) -> Events {
-        let extra = last_seen.map_or(String::new(), |n| format!("Last-Event-ID: {n}\r\n"));
-        let target = format!("/event-stream?id={id}&event_ids=1");
-        let mut sse = Sse::open(k.addr, &target, &extra).await;
-        assert_eq!(sse.status, 200, "{}", sse.head);
-        assert_eq!(sse.next(WAIT).await.as_deref(), Some(": ok\n\n"));
-        Events {
-            sse,
-            frames: Vec::new(),
-        }
-    }
-
-    /// Reads one more data frame (comments skipped).
-    async fn read(&mut self, k: &Daemon, until: Instant, what: &str) {
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            let block = tokio::time::timeout(left, self.sse.next(left + WAIT))
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "no {what} event within {WAIT:?}; frames so far: {:?}\n--- kdfd log ---\n{}",
-                        self.frames,
-                        tail(&k.stderr(), 30)
-                    )
-                })
-                .unwrap_or_else(|| panic!("the stream ended while waiting for {what}"));
-            if block.starts_with(':') {
-                continue;
-            }
-            let (id, data) = block
-                .strip_prefix("id: ")
-                .and_then(|r| r.split_once('\n'))
-                .unwrap_or_else(|| panic!("a frame without an id line: {block:?}"));
-            let json = data
-                .strip_prefix("data: ")
-                .and_then(|r| r.strip_suffix(" \n\n"))
-                .unwrap_or_else(|| panic!("not KDF's frame: {block:?}"));
-            let seq = id.parse().expect("numeric id");
-            self.frames.push((seq, serde_json::from_str(json).unwrap()));
-            return;
-        }
-    }
-
-    /// The first frame at or after index `from` of type `ty` that `pred` accepts; its index.
-    async fn find(
-        &mut self,
-        k: &Daemon,
-        from: usize,
-        ty: &str,
-        pred: impl Fn(&Value) -> bool,
-    ) -> usize {
-        let until = Instant::now() + WAIT;
-        let mut i = from;
-        loop {
-            while i < self.frames.len() {
-                let f = &self.frames[i].1;
-                if f["_type"] == ty && pred(&f["message"]) {
-                    return i;
-                }
-                i += 1;
-            }
-            self.read(k, until, ty).await;
-        }
-    }
-
-    /// Reads until a frame with sequence number `seq` or later arrived.
-    async fn catch_up(&mut self, k: &Daemon, seq: u64) {
-        let until = Instant::now() + WAIT;
-        while self.last() < seq {
-            self.read(k, until, &format!("seq {seq}")).await;
-        }
-    }
-
-    fn last(&self) -> u64 {
-        self.frames.last().map_or(0, |f| f.0)
-    }
 }
 
 /// The wallet under test in one kdfd.
@@ -255,8 +170,8 @@ async fn scenario(hd: bool) {
     let stack: &'static Stack = blocking(|| SHARED.get()).await;
     let s = launch(stack, hd).await;
     let (k, coin, me) = (&s.k, s.coin, s.address.as_str());
-    let mut main = Events::open(k, 1, None).await;
-    let mut witness = Events::open(k, 2, None).await;
+    let mut main = Recorder::open(k, 1, None, WAIT).await;
+    let mut witness = Recorder::open(k, 2, None, WAIT).await;
     for id in [1, 2] {
         for kind in ["balance", "tx_history"] {
             let method = format!("stream::{kind}::enable");
@@ -340,7 +255,7 @@ async fn scenario(hd: bool) {
         .find(k, n, &format!("BALANCE:{coin}"), balance_is(c + u))
         .await;
     drop(window);
-    let mut main = Events::open(k, 1, Some(last)).await;
+    let mut main = Recorder::open(k, 1, Some(last), WAIT).await;
     let upto = witness.last();
     main.catch_up(k, upto).await;
     let replay: Vec<_> = main
@@ -400,7 +315,7 @@ async fn new_address_is_streamed_too(
     k: &Daemon,
     stack: &'static Stack,
     coin: &str,
-    mut main: Events,
+    mut main: Recorder,
 ) {
     let n = main.frames.len();
     let (status, na) = k
