@@ -7,7 +7,9 @@
 //! entry's confirmation as another TX_HISTORY event (a kdfd extension: KDF's v2 history loop
 //! updates its storage silently). Finally the client disconnects, misses a payment, and
 //! reconnects with `Last-Event-ID`: it must get exactly what a client that stayed connected (the
-//! witness, listening to the same streamers) got meanwhile, with the same sequence numbers.
+//! witness, listening to the same streamers) got meanwhile, with the same sequence numbers. The
+//! HD wallet then makes a new address and is paid on it: its own BALANCE event, one TX_HISTORY
+//! event, and no stored entry sent again.
 //!
 //! The two tests run in parallel on one chain, so a block mined by one also confirms the other's
 //! payment: every wait below looks for a matching event, and the replay is judged against the
