@@ -1,8 +1,10 @@
 //! The Komodo Wallet's SDK session replayed against the real `kdf` binary over real HTTP:
 //! spawned as the SDK spawns it (`kdf '<config>'`, `MM_COINS_PATH`), on a fixed port that each
-//! restart after `stop` must bind again at once, against the in-process fake Electrum server for
-//! KMD and BTC-segwit. Each step asserts the fields the SDK reads as required
-//! (kdf-wallet-compat.md 0.1, 2, 4).
+//! restart after `stop` must bind again at once. The wallet's coins are activated together, as
+//! the GUI does: KMD and BTC-segwit against the in-process fake Electrum server, and the regtest
+//! LTC-segwit entry against the real ElectrumX of a Litecoin regtest stack, where the node pays
+//! the wallet, mines, receives its withdrawals and judges every number (tests/support/sdk_chain.rs).
+//! Each step asserts the fields the SDK reads as required (kdf-wallet-compat.md 0.1, 2, 4).
 
 mod support;
 
@@ -10,150 +12,111 @@ use kdfd_testkit::history_common::{BLOCK_TIME, COIN};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use support::regtest::{private, FailureFlag};
 use support::sdk::*;
+use support::sdk_chain::*;
 use support::sdk_run::*;
 use support::Kdfd;
 
-const COINS: [&str; 2] = ["KMD", "BTC-segwit"];
+/// The coins on the fake server; [`REAL`] is on the real chain.
+const FAKE: [&str; 2] = ["KMD", "BTC-segwit"];
 const WALLET_PW: &str = "Wallet-pass-1!";
-const KMD_TO: &str = "R9o9xTocqr6CeEDGDH6mEYpwLoMz6jNjMW";
-const BTC_TO: &str = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
 const TANK: &str = "tank abandon bind salon remove wisdom net size aspect direct source fossil";
 
-/// The enabled addresses of a wallet's coins and their funding txids.
-type Funded = Vec<(Addr, String)>;
+/// What a wallet's session leaves for the next one: the mnemonic, the fake coins' addresses and
+/// funding txids, and the real coin's ledger.
+struct Wallet {
+    mnemonic: String,
+    fake: Vec<(Addr, String)>,
+    real: Ledger,
+}
 
-/// One signed-in session: everything the GUI does from login to sign-out. `funded` is empty on a
-/// wallet's first session (the fake is funded then); returns the mnemonic and the funding.
-async fn session(env: &Env, login: &Login<'_>, funded: &Funded) -> (String, Funded) {
-    let first = funded.is_empty();
-    let k = env.spawn(Some(login)).await;
-    let names = wallet_names(&k).await;
-    assert_eq!(names["activated_wallet"], login.name, "{names}");
-    assert!(names["wallet_names"]
-        .as_array()
-        .unwrap()
-        .contains(&json!(login.name)));
-    let v = ok(
-        &k,
-        v2(
-            "get_mnemonic",
-            json!({"format": "plaintext", "password": login.password}),
-        ),
-    )
-    .await;
-    assert_eq!(v["result"]["format"], "plaintext");
-    let mnemonic = v["result"]["mnemonic"].as_str().unwrap().to_string();
-    assert_eq!(mnemonic.split(' ').count(), 12, "{mnemonic}");
-    kdfd::crypto::hd::HdSeed::from_mnemonic(&mnemonic).expect("BIP39");
-    if let Some(p) = login.passphrase {
-        assert_eq!(mnemonic, p);
+/// One signed-in session: everything the GUI does from login to sign-out. `before` is the
+/// wallet's previous session (`None` on its first, when the fake is funded).
+async fn session(env: &Env, node: &Node<'_>, login: &Login<'_>, before: Option<&Wallet>) -> Wallet {
+    let first = before.is_none();
+    let mut real = before.map(|w| w.real.clone()).unwrap_or_default();
+    if !first {
+        // Paid while signed out, and its download held back: after the restart the history
+        // answers from the database before its sync has caught up.
+        real.receive(node, "0.5");
+        node.mine();
+        node.proxy.hold(true);
     }
-    let addrs: Vec<Addr> = COINS
+    let k = env.spawn(Some(login)).await;
+    let mnemonic = signed_in(&k, login).await;
+    let addrs: Vec<Addr> = FAKE
         .iter()
         .map(|c| expected_addr(&env.reg, c, &mnemonic, login.hd))
         .collect();
-    let txids: Vec<String> = if first {
-        addrs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| plant(&env.fake, a, 9 + i as u8))
-            .collect()
-    } else {
-        assert_eq!(
-            funded.iter().map(|f| f.0.clone()).collect::<Vec<_>>(),
-            addrs,
-            "same addresses"
-        );
-        for a in &addrs {
-            env.fake.set_balance(&a.scripthash, 3 * COIN as i64, 0);
+    let real_addr = expected_addr(&env.reg, REAL, &mnemonic, login.hd).address;
+    let txids: Vec<String> = match before {
+        None => {
+            real.address = real_addr;
+            let plants = addrs.iter().enumerate();
+            plants
+                .map(|(i, a)| plant(&env.fake, a, 9 + i as u8))
+                .collect()
         }
-        funded.iter().map(|f| f.1.clone()).collect()
+        Some(w) => {
+            assert_eq!(
+                w.mnemonic, mnemonic,
+                "the same mnemonic from the wallet file"
+            );
+            let same: Vec<Addr> = w.fake.iter().map(|f| f.0.clone()).collect();
+            assert_eq!(
+                (&same, &real.address),
+                (&addrs, &real_addr),
+                "same addresses"
+            );
+            for a in &addrs {
+                env.fake.set_balance(&a.scripthash, 3 * COIN as i64, 0);
+            }
+            w.fake.iter().map(|f| f.1.clone()).collect()
+        }
     };
 
     // SSE preflight, then the stream: 200, text/event-stream, `: ok` first.
     ok(&k, legacy("version", json!({}))).await;
     let mut sse = Sse::open(k.addr, "/event-stream?id=0", "").await;
     assert_eq!(sse.status, 200, "{}", sse.head);
-    assert!(sse
-        .head
-        .to_ascii_lowercase()
-        .contains("content-type: text/event-stream"));
+    let head = sse.head.to_ascii_lowercase();
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
     let first_block = sse.next(Duration::from_secs(2)).await.unwrap();
     assert!(first_block.starts_with(": ok"), "{first_block:?}");
 
-    // Both coins at once, as CoinsBloc does; a slow server so InProgress is seen.
+    // All coins at once, as CoinsBloc does; a slow fake so InProgress is seen.
     let gets_before = env.fake.method_count("blockchain.transaction.get");
     env.fake.set_latency(Duration::from_millis(150));
     let enabled = ok(&k, v2("get_enabled_coins", Value::Null)).await;
     assert_eq!(enabled["result"]["coins"], json!([]));
-    let inits: Vec<Value> = COINS
-        .iter()
-        .map(|c| enable_utxo(c, &env.fake.url(), &coin_entry(&env.coins, c)))
-        .collect();
+    let init = |c: &str, url: &str| enable_utxo(c, url, &coin_entry(&env.coins, c));
     let tick = Duration::from_millis(500);
     let seen = IN_PROGRESS_SEEN.load(Ordering::SeqCst);
-    let ((kmd_id, kmd), (_, btc)) = tokio::join!(
-        task(&k, "enable_utxo", inits[0].clone(), tick),
-        task(&k, "enable_utxo", inits[1].clone(), tick)
+    let ((kmd_id, kmd), (_, btc), (_, ltc)) = tokio::join!(
+        task(&k, "enable_utxo", init(FAKE[0], &env.fake.url()), tick),
+        task(&k, "enable_utxo", init(FAKE[1], &env.fake.url()), tick),
+        task(&k, "enable_utxo", init(REAL, &node.proxy.addr), tick)
     );
     env.fake.set_latency(Duration::ZERO);
     assert!(
         IN_PROGRESS_SEEN.load(Ordering::SeqCst) > seen,
         "InProgress seen while activating"
     );
-    for (d, (c, a)) in [kmd, btc].iter().zip(COINS.iter().zip(&addrs)) {
-        assert_eq!(d["ticker"], *c);
-        assert_eq!(d["current_block"], 100);
-        let wb = &d["wallet_balance"];
-        if login.hd {
-            assert_eq!(wb["wallet_type"], "HD", "{d}");
-            let a0 = &wb["accounts"][0]["addresses"][0];
-            assert_eq!(a0["address"], a.address.as_str(), "{d}");
-            assert_eq!(a0["balance"][*c]["spendable"], "3", "{d}");
-        } else {
-            assert_eq!(wb["wallet_type"], "Iguana", "{d}");
-            assert_eq!(wb["address"], a.address.as_str());
-            assert_eq!(wb["balance"][*c]["spendable"], "3", "{d}");
-        }
+    for (d, (c, a)) in [kmd, btc].iter().zip(FAKE.iter().zip(&addrs)) {
+        check_fake_activation(d, c, a, login.hd);
     }
-    // The SDK keeps polling finished tasks: the same answer every time, nothing grows.
-    let poll = v2(
-        "task::enable_utxo::status",
-        json!({"task_id": kmd_id, "forget_if_finished": false}),
-    );
-    let once = ok(&k, poll.clone()).await;
-    for _ in 0..50 {
-        assert_eq!(ok(&k, poll.clone()).await, once);
+    check_activation(&ltc, node, &real, login.hd);
+    if let Some(w) = before {
+        history_from_db(&k, node, &w.real, login.hd).await;
     }
-    let rss = rss_kib(k.pid());
-    for _ in 0..500 {
-        assert_eq!(ok(&k, poll.clone()).await, once);
-    }
-    let grown = rss_kib(k.pid()).saturating_sub(rss);
-    assert!(grown < 2048, "500 status polls grew RSS by {grown} KiB");
+    finished_task_polls(&k, kmd_id).await;
 
     // Balances: HD account_balance (status every 500 ms), Iguana my_balance.
-    for (c, a) in COINS.iter().zip(&addrs) {
-        if login.hd {
-            let (_, d) = task(
-                &k,
-                "account_balance",
-                json!({"coin": c, "account_index": 0}),
-                tick,
-            )
-            .await;
-            assert_eq!(d["account_index"], 0);
-            assert_eq!(d["addresses"][0]["address"], a.address.as_str(), "{d}");
-            assert_eq!(d["total_balance"][*c]["spendable"], "3", "{d}");
-        } else {
-            let v = ok(&k, legacy("my_balance", json!({"coin": c}))).await;
-            assert_eq!(
-                (v["address"].as_str(), v["balance"].as_str()),
-                (Some(&*a.address), Some("3"))
-            );
-        }
+    for (c, a) in FAKE.iter().zip(&addrs) {
+        check_fake_balance(&k, c, a, login.hd).await;
     }
+    check_balance(&k, node, &real, login.hd).await;
     for zero_arg in [
         "get_enabled_coins",
         "get_wallet_names",
@@ -163,206 +126,209 @@ async fn session(env: &Env, login: &Login<'_>, funded: &Funded) -> (String, Fund
         ok(&k, v2(zero_arg, Value::Null)).await;
     }
 
-    // Real time: a payment arrives as a BALANCE event.
-    let v = ok(
-        &k,
-        v2(
-            "stream::balance::enable",
-            json!({"client_id": 0, "coin": "KMD"}),
-        ),
-    )
-    .await;
-    assert_eq!(v["result"]["streamer_id"], "BALANCE:KMD");
-    let paid = if first { 4 } else { 5 } * COIN as i64;
-    env.fake.set_balance(&addrs[0].scripthash, paid, 0);
-    let ev = sse.frame("BALANCE:KMD", Duration::from_secs(10)).await;
-    let m = &ev["message"];
-    let entry = if m.is_array() { &m[0] } else { m };
-    assert_eq!(entry["address"], addrs[0].address.as_str(), "{ev}");
-    assert_eq!(
-        entry["balance"]["spendable"],
-        if first { "4" } else { "5" },
-        "{ev}"
+    // Real time: a payment arrives as a BALANCE event, on the fake and from the node.
+    let paid = if first { 4 } else { 5 };
+    enable_balance(&k, "KMD").await;
+    env.fake
+        .set_balance(&addrs[0].scripthash, paid * COIN as i64, 0);
+    balance_event(&mut sse, "KMD", &addrs[0].address, &paid.to_string(), None).await;
+    enable_balance(&k, REAL).await;
+    let (txid, _) = real.receive(node, "1.5");
+    balance_event(&mut sse, REAL, &real.address, &amount(real.balance), None).await;
+    let mempool = node.call("getrawmempool", json!([]));
+    assert!(
+        mempool.as_array().unwrap().contains(&json!(txid)),
+        "unconfirmed: {mempool}"
     );
+    node.mine();
+    check_balance(&k, node, &real, login.hd).await;
 
-    streams_and_tools(&k, login.hd).await;
+    let mut coins = FAKE.to_vec();
+    coins.push(REAL);
+    streams_and_tools(&k, login.hd, &coins).await;
 
     // History (v2; HD: target account 0), from Electrum the first time, from SQLite after.
-    for (c, txid) in COINS.iter().zip(&txids) {
-        let mut p = json!({"coin": c, "limit": 10, "paging_options": {"PageNumber": 1}});
-        if login.hd {
-            p["target"] = json!({"type": "account_id", "account_id": 0});
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        if !first {
-            // Signed in again: the entry is answered at once, from the database.
-            let r = ok(&k, v2("my_tx_history", p.clone())).await["result"].clone();
-            assert_eq!(r["total"], 1, "history from the database at once: {r}");
-        }
-        let r = loop {
-            let r = ok(&k, v2("my_tx_history", p.clone())).await["result"].clone();
-            if r["total"] == 1 && r["sync_status"]["state"] == "Finished" {
-                break r;
-            }
-            assert!(Instant::now() < deadline, "history: {r}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        for key in [
-            "current_block",
-            "limit",
-            "skipped",
-            "sync_status",
-            "total",
-            "total_pages",
-        ] {
-            assert!(!r[key].is_null(), "{key}: {r}");
-        }
-        let t = &r["transactions"][0];
-        check_tx(t, c, true);
-        assert_eq!(
-            (&t["tx_hash"], &t["my_balance_change"]),
-            (&json!(txid), &json!("3"))
-        );
-        assert_eq!(
-            (&t["confirmations"], &t["timestamp"]),
-            (&json!(11), &json!(BLOCK_TIME))
-        );
+    for (c, txid) in FAKE.iter().zip(&txids) {
+        check_fake_history(&k, c, txid, login.hd, first).await;
     }
     if !first {
         // No history transaction is downloaded again (the sync may re-read the inputs of an entry
         // whose address set changed since, e.g. after get_new_address: at most one per coin here).
         let gets = env.fake.method_count("blockchain.transaction.get");
         assert!(
-            gets <= gets_before + COINS.len(),
+            gets <= gets_before + FAKE.len(),
             "history came from the database: {gets} > {gets_before}"
         );
     }
+    check_history(&k, node, &real, login.hd).await;
 
     // Send: validateaddress, task::withdraw (preview), send_raw_transaction.
-    for (c, to) in COINS.iter().zip([KMD_TO, BTC_TO]) {
-        let v = ok(
-            &k,
-            legacy("validateaddress", json!({"coin": c, "address": to})),
-        )
-        .await;
-        assert_eq!(v["result"], json!({"is_valid": true}));
-        let v = ok(
-            &k,
-            legacy(
-                "validateaddress",
-                json!({"coin": c, "address": "x1nonsense"}),
-            ),
-        )
-        .await;
-        assert_eq!(v["result"]["is_valid"], false);
-        assert!(v["result"]["reason"].is_string(), "{v}");
-        let mut w = json!({"coin": c, "to": to, "amount": "1"});
-        if *c == "KMD" {
-            w["kmd_rewards"] = json!({"amount": "0", "claimed_by_me": true});
-        }
-        let (_, d) = task(&k, "withdraw", w, tick).await;
-        check_tx(&d, c, false);
-        assert_eq!(
-            d["from"],
-            json!([addrs[if *c == "KMD" { 0 } else { 1 }].address])
-        );
-        let v = ok(
-            &k,
-            legacy(
-                "send_raw_transaction",
-                json!({"coin": c, "tx_hex": d["tx_hex"]}),
-            ),
-        )
-        .await;
-        // The server's answer is relayed (the fake answers a made-up id, not the txid).
-        assert!(v["tx_hash"].as_str().is_some_and(|h| h.len() == 64), "{v}");
-        assert_eq!(
-            env.fake.broadcasts().last(),
-            d["tx_hex"].as_str().map(str::to_string).as_ref()
-        );
+    for (c, a) in FAKE.iter().zip(&addrs) {
+        fake_send(env, &k, c, a).await;
     }
+    let held = amount(real.balance);
+    send_checked(&k, node, &mut real, "1").await;
+    let left = amount(real.balance);
+    balance_event(&mut sse, REAL, &real.address, &left, Some(&held)).await;
+    check_history(&k, node, &real, login.hd).await;
+    check_balance(&k, node, &real, login.hd).await;
     stop(k).await;
-    (mnemonic, addrs.into_iter().zip(txids).collect())
+    Wallet {
+        mnemonic,
+        fake: addrs.into_iter().zip(txids).collect(),
+        real,
+    }
 }
 
-/// The SDK's other per-session calls: stream management, enabled coins, HD address creation,
-/// address conversion.
-async fn streams_and_tools(k: &Kdfd, hd: bool) {
-    // No SSE client 5: the SDK looks for `UnknownClient` in the (non-200) error text.
-    let (status, v) = k
-        .post(&v2(
-            "stream::balance::enable",
-            json!({"client_id": 5, "coin": "KMD"}),
-        ))
-        .await;
-    assert_ne!(status, 200);
-    assert!(v.to_string().contains("UnknownClient"), "{v}");
-    let v = ok(
-        k,
-        v2(
-            "stream::tx_history::enable",
-            json!({"client_id": 0, "coin": "KMD"}),
-        ),
-    )
-    .await;
-    assert_eq!(v["result"]["streamer_id"], "TX_HISTORY:KMD");
-    let v = ok(
-        k,
-        v2("stream::shutdown_signal::enable", json!({"client_id": 0})),
-    )
-    .await;
-    assert_eq!(v["result"]["streamer_id"], "SHUTDOWN_SIGNAL");
-    let body = v2(
-        "stream::disable",
-        json!({"client_id": 0, "streamer_id": "TX_HISTORY:KMD"}),
-    );
-    assert_eq!(ok(k, body).await["result"]["result"], "Success");
-    let v = ok(k, v2("get_enabled_coins", Value::Null)).await;
-    let mut tickers: Vec<&str> = v["result"]["coins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|c| c["ticker"].as_str())
-        .collect();
-    tickers.sort();
-    assert_eq!(tickers, ["BTC-segwit", "KMD"], "{v}");
+/// `get_wallet_names` (the wallet is active) and `get_mnemonic` (plaintext, BIP39).
+async fn signed_in(k: &Kdfd, login: &Login<'_>) -> String {
+    let names = wallet_names(k).await;
+    assert_eq!(names["activated_wallet"], login.name, "{names}");
+    let all = names["wallet_names"].as_array().unwrap();
+    assert!(all.contains(&json!(login.name)), "{names}");
+    let p = json!({"format": "plaintext", "password": login.password});
+    let v = ok(k, v2("get_mnemonic", p)).await;
+    assert_eq!(v["result"]["format"], "plaintext");
+    let mnemonic = v["result"]["mnemonic"].as_str().unwrap().to_string();
+    assert_eq!(mnemonic.split(' ').count(), 12, "{mnemonic}");
+    kdfd::crypto::hd::HdSeed::from_mnemonic(&mnemonic).expect("BIP39");
+    if let Some(p) = login.passphrase {
+        assert_eq!(mnemonic, p);
+    }
+    mnemonic
+}
+
+fn check_fake_activation(d: &Value, c: &str, a: &Addr, hd: bool) {
+    assert_eq!(d["ticker"], c);
+    assert_eq!(d["current_block"], 100);
+    let wb = &d["wallet_balance"];
     if hd {
-        let p = json!({"coin": "KMD", "account_id": 0, "chain": "External", "gap_limit": 20});
-        let v = ok(k, v2("get_new_address", p)).await;
-        let a = &v["result"]["new_address"];
-        assert!(
-            a["derivation_path"]
-                .as_str()
-                .unwrap()
-                .starts_with("m/44'/141'/0'/0/"),
-            "{v}"
-        );
-        assert_eq!(a["chain"], "External");
-        assert!(
-            a["address"].is_string() && a["balance"]["KMD"]["spendable"].is_string(),
-            "{v}"
-        );
+        assert_eq!(wb["wallet_type"], "HD", "{d}");
+        let a0 = &wb["accounts"][0]["addresses"][0];
+        assert_eq!(a0["address"], a.address.as_str(), "{d}");
+        assert_eq!(a0["balance"][c]["spendable"], "3", "{d}");
+    } else {
+        assert_eq!(wb["wallet_type"], "Iguana", "{d}");
+        assert_eq!(wb["address"], a.address.as_str());
+        assert_eq!(wb["balance"][c]["spendable"], "3", "{d}");
     }
-    let p = json!({"coin": "KMD", "from": KMD_TO, "to_address_format": {"format": "standard"}});
-    let v = ok(k, legacy("convertaddress", p)).await;
-    assert_eq!(v["result"]["address"], KMD_TO);
 }
 
-/// Sign-in to an existing wallet: the SDK sends name, password and mode, never the mnemonic.
-fn sign_in<'a>(l: &Login<'a>) -> Login<'a> {
-    Login {
-        name: l.name,
-        password: l.password,
-        hd: l.hd,
-        passphrase: None,
-        register: false,
+/// The SDK keeps polling finished tasks: the same answer every time, nothing grows.
+async fn finished_task_polls(k: &Kdfd, id: u64) {
+    let poll = v2(
+        "task::enable_utxo::status",
+        json!({"task_id": id, "forget_if_finished": false}),
+    );
+    let once = ok(k, poll.clone()).await;
+    for _ in 0..50 {
+        assert_eq!(ok(k, poll.clone()).await, once);
     }
+    let rss = rss_kib(k.pid());
+    for _ in 0..500 {
+        assert_eq!(ok(k, poll.clone()).await, once);
+    }
+    let grown = rss_kib(k.pid()).saturating_sub(rss);
+    assert!(grown < 2048, "500 status polls grew RSS by {grown} KiB");
+}
+
+async fn check_fake_balance(k: &Kdfd, c: &str, a: &Addr, hd: bool) {
+    if hd {
+        let p = json!({"coin": c, "account_index": 0});
+        let (_, d) = task(k, "account_balance", p, Duration::from_millis(500)).await;
+        assert_eq!(d["account_index"], 0);
+        assert_eq!(d["addresses"][0]["address"], a.address.as_str(), "{d}");
+        assert_eq!(d["total_balance"][c]["spendable"], "3", "{d}");
+    } else {
+        let v = ok(k, legacy("my_balance", json!({"coin": c}))).await;
+        assert_eq!(
+            (v["address"].as_str(), v["balance"].as_str()),
+            (Some(&*a.address), Some("3"))
+        );
+    }
+}
+
+async fn enable_balance(k: &Kdfd, coin: &str) {
+    let p = json!({"client_id": 0, "coin": coin});
+    let v = ok(k, v2("stream::balance::enable", p)).await;
+    assert_eq!(v["result"]["streamer_id"], format!("BALANCE:{coin}"));
+}
+
+/// The next BALANCE event of `coin` shows `address` with `spendable` (KDF sends a list, one
+/// entry per address whose balance changed; the SDK takes either shape). Events that still show
+/// `unchanged` (a repeat, e.g. when the payment confirms) are passed over.
+async fn balance_event(
+    sse: &mut Sse,
+    coin: &str,
+    address: &str,
+    spendable: &str,
+    unchanged: Option<&str>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ev = sse.frame(&format!("BALANCE:{coin}"), left).await;
+        let m = &ev["message"];
+        let entries = if m.is_array() {
+            m.as_array().unwrap().clone()
+        } else {
+            vec![m.clone()]
+        };
+        let entry = entries.iter().find(|e| e["address"] == address);
+        let got = &entry.unwrap_or_else(|| panic!("no {address} in {ev}"))["balance"]["spendable"];
+        if unchanged.is_none_or(|u| got != u) {
+            assert_eq!(got, spendable, "{ev}");
+            return;
+        }
+    }
+}
+
+async fn check_fake_history(k: &Kdfd, c: &str, txid: &str, hd: bool, first: bool) {
+    if !first {
+        // Signed in again: the entry is answered at once, from the database.
+        let r = history_page(k, c, hd).await;
+        assert_eq!(r["total"], 1, "history from the database at once: {r}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let r = loop {
+        let r = history_page(k, c, hd).await;
+        if r["total"] == 1 && r["sync_status"]["state"] == "Finished" {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "history: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for key in [
+        "current_block",
+        "limit",
+        "skipped",
+        "sync_status",
+        "total",
+        "total_pages",
+    ] {
+        assert!(!r[key].is_null(), "{key}: {r}");
+    }
+    let t = &r["transactions"][0];
+    check_tx(t, c, true);
+    assert_eq!(
+        (&t["tx_hash"], &t["my_balance_change"]),
+        (&json!(txid), &json!("3"))
+    );
+    assert_eq!(
+        (&t["confirmations"], &t["timestamp"]),
+        (&json!(11), &json!(BLOCK_TIME))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_session_hd_new_wallet_then_iguana_import() {
+    let _flag = FailureFlag;
+    // One regtest stack for both wallets, started while the app-start round runs.
+    let stack = tokio::task::spawn_blocking(|| private("sdk"));
     let env = Env::new();
     no_login_round(&env, json!([])).await;
+    let stack = stack.await.unwrap();
+    let node = Node::new(&stack).await;
 
     // A new HD wallet: no passphrase, so kdf makes the mnemonic; then sign out and back in.
     let hd = Login {
@@ -372,9 +338,9 @@ async fn sdk_session_hd_new_wallet_then_iguana_import() {
         passphrase: None,
         register: true,
     };
-    let (m, funded) = session(&env, &hd, &Vec::new()).await;
+    let w = session(&env, &node, &hd, None).await;
     no_login_round(&env, json!(["My HD"])).await;
-    assert_eq!(session(&env, &sign_in(&hd), &funded).await.0, m);
+    session(&env, &node, &sign_in(&hd), Some(&w)).await;
 
     // An imported seed in Iguana mode, then sign in again.
     let ig = Login {
@@ -384,9 +350,11 @@ async fn sdk_session_hd_new_wallet_then_iguana_import() {
         passphrase: Some(TANK),
         register: true,
     };
-    let (_, funded) = session(&env, &ig, &Vec::new()).await;
-    assert_eq!(session(&env, &sign_in(&ig), &funded).await.0, TANK);
+    let w = session(&env, &node, &ig, None).await;
+    assert_eq!(w.mnemonic, TANK);
+    session(&env, &node, &sign_in(&ig), Some(&w)).await;
     no_login_round(&env, json!(["My HD", "imported"])).await;
+    tokio::task::block_in_place(|| drop(stack));
 }
 
 #[tokio::test]

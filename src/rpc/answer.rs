@@ -4,6 +4,8 @@
 
 use super::error::RpcError;
 use hyper::StatusCode;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// What a single request answers: a status and a JSON or plain-text body.
@@ -20,6 +22,8 @@ pub struct Answer {
 pub enum Body {
     /// JSON: the batch slot is this value.
     Json(Value),
+    /// JSON text rendered once from a typed answer: the batch slot is this text, as it is.
+    Raw(Box<RawValue>),
     /// Plain text (`help`): the batch slot is `null`.
     Text(String),
     /// A JSON-RPC 2.0 notification: no slot at all.
@@ -100,6 +104,14 @@ impl Answer {
         }
     }
 
+    /// An answer already rendered to JSON text.
+    pub fn raw(status: StatusCode, v: Box<RawValue>) -> Answer {
+        Answer {
+            status,
+            body: Body::Raw(v),
+        }
+    }
+
     /// A legacy error answer.
     pub fn legacy_error(e: &RpcError) -> Answer {
         let (status, v) = e.legacy();
@@ -134,14 +146,48 @@ impl Answer {
         }
     }
 
-    /// The batch slot of this answer; `None` for a notification.
+    /// The batch slot of this answer as a tree, for callers that read it (atomic batches);
+    /// `None` for a notification.
     pub fn into_slot(self) -> Option<Value> {
+        self.into_json().map(Json::into_tree)
+    }
+
+    /// The batch slot of this answer, as it is; `None` for a notification.
+    pub fn into_json(self) -> Option<Json> {
         match self.body {
-            Body::Json(v) => Some(v),
-            Body::Text(_) => Some(Value::Null),
+            Body::Json(v) => Some(Json::Tree(v)),
+            Body::Raw(t) => Some(Json::Text(t)),
+            Body::Text(_) => Some(Json::Tree(Value::Null)),
             Body::Nothing => None,
         }
     }
+}
+
+/// A JSON answer or batch slot: a tree, or text rendered once from a typed answer. Both serialise
+/// as the JSON they are, so a batch is written out without re-building the text ones.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Json {
+    /// A `Value` tree.
+    Tree(Value),
+    /// Rendered JSON text.
+    Text(Box<RawValue>),
+}
+
+impl Json {
+    /// As a tree, for the few callers that read a slot (atomic batches, tests).
+    pub fn into_tree(self) -> Value {
+        match self {
+            Json::Tree(v) => v,
+            // Text this process rendered is valid JSON; `Null` only if that ever broke.
+            Json::Text(t) => serde_json::from_str(t.get()).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// Renders `v` to JSON text (a handler's typed answer, an envelope around one).
+pub fn to_raw<T: Serialize + ?Sized>(v: &T) -> Result<Box<RawValue>, RpcError> {
+    serde_json::value::to_raw_value(v).map_err(|e| RpcError::Internal(e.to_string()))
 }
 
 /// A short name of a JSON value's type, for messages.

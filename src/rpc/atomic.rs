@@ -3,7 +3,7 @@
 //! another; when one fails, the effects of those before it are undone in reverse order (an
 //! activation is deactivated, a deactivation re-activated with its original request).
 
-use super::answer::{kind_of, Dialect, Head};
+use super::answer::{kind_of, Dialect, Head, Json};
 use super::auth::Caller;
 use super::batch;
 use super::call;
@@ -42,7 +42,13 @@ pub async fn run(
     if let Some(items) = regular {
         out.insert(
             "batch".into(),
-            Value::Array(batch::run(ctx, caller, items).await),
+            Value::Array(
+                batch::run(ctx, caller, items)
+                    .await
+                    .into_iter()
+                    .map(Json::into_tree)
+                    .collect(),
+            ),
         );
     }
     if let Some(items) = atomic {

@@ -8,16 +8,18 @@
 //!   deactivation. Items for other coins still run side by side.
 //! - Per-method caps: items of a method past its cap get an error slot and do not run.
 
-use super::answer::{Answer, Dialect, Head};
+use super::answer::{Answer, Dialect, Head, Json};
 use super::auth::Caller;
 use super::dispatch;
 use super::error::RpcError;
 use super::methods::{self, Effect};
 use crate::ctx::Ctx;
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use tokio::sync::watch;
 
 /// One item under the per-item time limit; used for single requests too.
@@ -28,7 +30,12 @@ pub async fn run_item(ctx: &Arc<Ctx>, caller: &Caller, item: Value) -> Answer {
     let id = item.get("id").cloned();
     let work = async {
         // Queue for a global slot rather than fail: the item's time limit bounds the wait.
-        let _permit = ctx.inflight.acquire().await;
+        // `try_acquire` first: it spends none of the task's cooperative budget, so a batch's
+        // items can finish on their first poll (`run`).
+        let _permit = match ctx.inflight.try_acquire() {
+            Ok(permit) => Ok(permit),
+            Err(_) => ctx.inflight.acquire().await,
+        };
         dispatch::process(ctx, caller, item).await
     };
     match tokio::time::timeout(limit, work).await {
@@ -86,7 +93,7 @@ fn plan(ctx: &Ctx, items: &[Value]) -> Plan {
 }
 
 /// Runs every item and returns the slots in request order (the caller checked the item cap).
-pub async fn run(ctx: &Arc<Ctx>, caller: &Caller, items: Vec<Value>) -> Vec<Value> {
+pub async fn run(ctx: &Arc<Ctx>, caller: &Caller, items: Vec<Value>) -> Vec<Json> {
     let width = ctx.config.limits.batch_concurrency.max(1);
     let Plan { deps, mut over_cap } = plan(ctx, &items);
     // Completion signals only for the items something waits on (most batches: none).
@@ -117,14 +124,32 @@ pub async fn run(ctx: &Arc<Ctx>, caller: &Caller, items: Vec<Value>) -> Vec<Valu
                 if let Some(signal) = &done[i] {
                     signal.send_replace(true);
                 }
-                answer.into_slot()
+                answer.into_json()
             }
         });
-    // `buffered` keeps the input order while running up to `width` items at once, so every slot
-    // is filled exactly once and where its request stood.
-    stream::iter(jobs)
-        .buffered(width)
-        .filter_map(|slot| async move { slot })
-        .collect()
-        .await
+    // Each slot is filled exactly once, where its request stood; up to `width` items wait at once.
+    let mut slots: Vec<Option<Json>> = Vec::with_capacity(waited_on.len());
+    let mut waiting = FuturesUnordered::new();
+    for (i, job) in jobs.enumerate() {
+        while waiting.len() >= width {
+            if let Some((j, slot)) = waiting.next().await {
+                slots[j] = slot;
+            }
+        }
+        let mut job = Box::pin(job);
+        // Most items (`version`, cached reads) finish on their first poll: answered in place, they
+        // never take a place in the set of waiting items (one task record less per item).
+        let first = std::future::poll_fn(|cx| Poll::Ready(job.as_mut().poll(cx))).await;
+        match first {
+            Poll::Ready(slot) => slots.push(slot),
+            Poll::Pending => {
+                slots.push(None);
+                waiting.push(async move { (i, job.await) });
+            }
+        }
+    }
+    while let Some((j, slot)) = waiting.next().await {
+        slots[j] = slot;
+    }
+    slots.into_iter().flatten().collect()
 }

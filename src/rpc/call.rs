@@ -2,12 +2,13 @@
 //! userpass), then call the handler. `dispatch` (legacy, mmrpc 2.0) and `jsonrpc` both end here,
 //! so neither calls back into the other.
 
-use super::answer::{Answer, Body};
+use super::answer::{to_raw, Answer, Body};
 use super::auth::{self, Caller};
 use super::error::RpcError;
 use super::methods::{Method, Reply};
 use crate::ctx::Ctx;
 use hyper::StatusCode;
+use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -48,14 +49,49 @@ pub async fn no_such_method(ctx: &Ctx, caller: &Caller, userpass: Option<&Value>
     }
 }
 
-/// Turns a handler's reply into an answer; `wrap` shapes a JSON success.
-pub fn reply_answer(reply: Reply, wrap: impl FnOnce(Value) -> Value) -> Answer {
-    match reply {
-        Reply::Json(v) => Answer::json(StatusCode::OK, wrap(v)),
-        Reply::Status(status, v) => Answer::json(status, v),
-        Reply::Text(t) => Answer {
+/// The envelope a handler's success goes into.
+#[derive(Debug, Clone, Copy)]
+pub enum Envelope {
+    /// Legacy: the reply is the body.
+    Legacy,
+    /// mmrpc 2.0: `{"mmrpc": "2.0", "result": <reply>, "id": <id>}`.
+    V2(Option<u64>),
+}
+
+/// mmrpc 2.0's success envelope, written around a result as it is (tree or rendered text).
+#[derive(Serialize)]
+struct V2Ok<'a, T: ?Sized> {
+    mmrpc: &'static str,
+    result: &'a T,
+    id: Option<u64>,
+}
+
+/// Turns a handler's reply into an answer in its envelope.
+pub fn reply_answer(reply: Reply, envelope: Envelope) -> Answer {
+    match (reply, envelope) {
+        (Reply::Json(v), Envelope::Legacy) => Answer::json(StatusCode::OK, v),
+        (Reply::Raw(r), Envelope::Legacy) => Answer::raw(StatusCode::OK, r),
+        (Reply::Json(v), Envelope::V2(id)) => v2_ok(&v, id),
+        (Reply::Raw(r), Envelope::V2(id)) => v2_ok(&*r, id),
+        (Reply::Status(status, v), _) => Answer::json(status, v),
+        (Reply::Text(t), _) => Answer {
             status: StatusCode::OK,
             body: Body::Text(t),
         },
+    }
+}
+
+fn v2_ok<T: Serialize + ?Sized>(result: &T, id: Option<u64>) -> Answer {
+    let ok = V2Ok {
+        mmrpc: "2.0",
+        result,
+        id,
+    };
+    match to_raw(&ok) {
+        Ok(text) => Answer::raw(StatusCode::OK, text),
+        Err(e) => {
+            let (status, v) = e.v2(id);
+            Answer::json(status, v)
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 use super::answer::{kind_of, Answer, Dialect};
 use super::auth::Caller;
-use super::call::{call, no_such_method, reply_answer};
+use super::call::{call, no_such_method, reply_answer, Envelope};
 use super::error::RpcError;
 use super::methods;
 use crate::ctx::Ctx;
@@ -58,7 +58,7 @@ async fn legacy(ctx: &Arc<Ctx>, caller: &Caller, mut obj: Map<String, Value>) ->
     tracing::trace!(method = m.name, "legacy item");
     let userpass = obj.get("userpass").cloned();
     match call(ctx, caller, m, userpass.as_ref(), Value::Object(obj)).await {
-        Ok(reply) => reply_answer(reply, |v| v),
+        Ok(reply) => reply_answer(reply, Envelope::Legacy),
         Err(e) => {
             tracing::debug!(method = m.name, error = %e, "legacy item failed");
             Answer::legacy_error(&e)
@@ -86,10 +86,7 @@ async fn v2(ctx: &Arc<Ctx>, caller: &Caller, obj: Map<String, Value>) -> Answer 
         return fail(no_such_method(ctx, caller, userpass.as_ref()).await, id);
     };
     match call(ctx, caller, m, userpass.as_ref(), req.params).await {
-        Ok(reply) => reply_answer(
-            reply,
-            |result| json!({"mmrpc": "2.0", "result": result, "id": id}),
-        ),
+        Ok(reply) => reply_answer(reply, Envelope::V2(id)),
         Err(e) => fail(e, id),
     }
 }

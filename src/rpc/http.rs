@@ -95,8 +95,15 @@ impl Answered {
 }
 
 /// Serialises an answer; one over `max_response_bytes` becomes an error instead.
-fn render(ctx: &Ctx, status: StatusCode, v: &Value) -> Answered {
-    let body = v.to_string();
+fn render<T: serde::Serialize + ?Sized>(ctx: &Ctx, status: StatusCode, v: &T) -> Answered {
+    // Cannot fail: every map key kdfd writes is a string.
+    let body =
+        serde_json::to_string(v).unwrap_or_else(|e| json!({ "error": e.to_string() }).to_string());
+    sized(ctx, status, body)
+}
+
+/// An answer already rendered; one over `max_response_bytes` becomes an error instead.
+fn sized(ctx: &Ctx, status: StatusCode, body: String) -> Answered {
     let limit = ctx.config.limits.max_response_bytes;
     if body.len() > limit {
         let msg = json!({"error": format!("Response of {} bytes is larger than the limit of {limit} bytes; split the batch", body.len())});
@@ -253,7 +260,7 @@ pub async fn answer_body(
                 // Only JSON-RPC notifications: nothing to answer.
                 return Answered::nothing();
             }
-            render(ctx, StatusCode::OK, &Value::Array(slots))
+            render(ctx, StatusCode::OK, &slots)
         }
         Value::Object(obj) if super::atomic::is_envelope(&obj) => {
             match super::atomic::run(ctx, caller, obj).await {
@@ -268,6 +275,7 @@ pub async fn answer_body(
             let answer = batch::run_item(ctx, caller, single).await;
             match answer.body {
                 AnswerBody::Json(v) => render(ctx, answer.status, &v),
+                AnswerBody::Raw(t) => sized(ctx, answer.status, String::from(Box::<str>::from(t))),
                 AnswerBody::Text(t) => Answered {
                     status: answer.status,
                     body: Bytes::from(t),

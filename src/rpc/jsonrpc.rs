@@ -2,15 +2,24 @@
 //! methods as KDF's envelopes, with `params` as an object, `id` matching, standard error codes,
 //! notifications, and the userpass in `params.userpass` or an `Authorization` header.
 
-use super::answer::{kind_of, Answer, Body};
+use super::answer::{kind_of, to_raw, Answer, Body, Json};
 use super::auth::Caller;
 use super::call::{call, no_such_method};
 use super::error::RpcError;
 use super::methods::{self, Method, Reply};
 use crate::ctx::Ctx;
 use hyper::StatusCode;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
+
+/// JSON-RPC's success envelope, written around a result as it is (tree or rendered text).
+#[derive(Serialize)]
+struct Success<'a> {
+    jsonrpc: &'static str,
+    id: &'a Option<Value>,
+    result: &'a Json,
+}
 
 /// A JSON-RPC 2.0 error answer (or nothing, for a notification).
 fn error(id: &Option<Value>, e: &RpcError) -> Answer {
@@ -74,11 +83,15 @@ pub async fn process(ctx: &Arc<Ctx>, caller: &Caller, mut obj: Map<String, Value
             .map(|p| Value::String(p.to_string()))
     });
     let answer = run(ctx, caller, &name, params, userpass).await;
-    let answer = match answer {
-        Ok(v) => Answer::json(
-            StatusCode::OK,
-            json!({"jsonrpc": "2.0", "id": id, "result": v}),
-        ),
+    let ok = answer.and_then(|result| {
+        to_raw(&Success {
+            jsonrpc: "2.0",
+            id: &id,
+            result: &result,
+        })
+    });
+    let answer = match ok {
+        Ok(text) => Answer::raw(StatusCode::OK, text),
         Err(e) => error(&id, &e),
     };
     if id.is_none() {
@@ -97,7 +110,7 @@ async fn run(
     name: &str,
     params: Map<String, Value>,
     userpass: Option<Value>,
-) -> Result<Value, RpcError> {
+) -> Result<Json, RpcError> {
     // The legacy table takes top-level fields, which are exactly the named params.
     let (method, input): (&'static Method, Value) = if let Some(m) = methods::legacy(name) {
         let mut req = params;
@@ -114,10 +127,11 @@ async fn run(
         return Err(no_such_method(ctx, caller, userpass.as_ref()).await);
     };
     match call(ctx, caller, method, userpass.as_ref(), input).await? {
-        Reply::Json(v) => Ok(v),
-        Reply::Status(status, v) if status.is_success() => Ok(v),
+        Reply::Json(v) => Ok(Json::Tree(v)),
+        Reply::Raw(r) => Ok(Json::Text(r)),
+        Reply::Status(status, v) if status.is_success() => Ok(Json::Tree(v)),
         Reply::Status(_, v) => Err(status_error(v)),
-        Reply::Text(t) => Ok(Value::String(t)),
+        Reply::Text(t) => Ok(Json::Tree(Value::String(t))),
     }
 }
 

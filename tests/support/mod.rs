@@ -6,8 +6,11 @@
 pub use kdfd_testkit::*;
 
 pub mod bad_wallet;
+pub mod hold_proxy;
+pub mod node_rpc;
 pub mod regtest;
 pub mod sdk;
+pub mod sdk_chain;
 pub mod sdk_run;
 
 use std::ops::{Deref, DerefMut};

@@ -3,7 +3,7 @@
 //! tests/sdk_replay.rs (a module of tests/support).
 #![allow(dead_code)]
 
-use kdfd::coins::Registry;
+use kdfd::coins::{AddressFormat, Registry};
 use kdfd::crypto::hd::{address_for, derive_pubkeys, Chain, CoinPath, HdSeed};
 use kdfd::crypto::{self, KeyPair};
 use serde_json::{json, Value};
@@ -39,6 +39,17 @@ pub struct Login<'a> {
     pub passphrase: Option<&'a str>,
     /// Register (new or imported wallet).
     pub register: bool,
+}
+
+/// Sign-in to an existing wallet: the SDK sends name, password and mode, never the mnemonic.
+pub fn sign_in<'a>(l: &Login<'a>) -> Login<'a> {
+    Login {
+        name: l.name,
+        password: l.password,
+        hd: l.hd,
+        passphrase: None,
+        register: false,
+    }
 }
 
 /// `encodeStartParams`: every key the SDK sends, without `coins` (they come from MM_COINS_PATH).
@@ -130,7 +141,7 @@ pub fn expected_addr(reg: &Registry, ticker: &str, mnemonic: &str, hd: bool) -> 
         use bitcoin::hashes::Hash;
         bitcoin::hashes::hash160::Hash::hash(&pk).to_byte_array()
     };
-    let script = if address.starts_with("bc1") {
+    let script = if conf.address_format == AddressFormat::Segwit {
         crypto::p2wpkh_script(&h)
     } else {
         crypto::p2pkh_script(&h)

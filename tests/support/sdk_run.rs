@@ -1,10 +1,12 @@
 //! The SDK replay's runner: the environment (coins file, dbdir, fixed port, fake Electrum), `kdf`
-//! spawned as the SDK spawns it, `stop`, the task loop, funding and the SDK's required fields.
+//! spawned as the SDK spawns it, `stop`, the task loop, funding, the SDK's required fields, its
+//! per-session stream and address calls, and its send on the fake.
 //! A module of tests/support, used by tests/sdk_replay.rs.
 #![allow(dead_code)]
 
 use super::electrum_fake::FakeElectrum;
 use super::sdk::*;
+use super::sdk_chain::real_entry;
 use super::{shipped_coins, Kdfd, Launch};
 use bitcoin::{ScriptBuf, Txid};
 use kdfd::client::Client;
@@ -33,7 +35,9 @@ pub struct Env {
 impl Env {
     pub fn new() -> Env {
         let dbdir = tempfile::tempdir().unwrap();
-        let coins = shipped_coins();
+        // The SDK's coins plus the real chain's LTC-segwit-shaped entry (tests/support/sdk_chain.rs).
+        let mut coins = shipped_coins();
+        coins.as_array_mut().unwrap().push(real_entry());
         let coins_file = dbdir.path().join("kdf_coins.json");
         std::fs::write(&coins_file, coins.to_string()).unwrap();
         let reg = Registry::load(coins.as_array().unwrap()).unwrap();
@@ -212,6 +216,107 @@ pub fn check_tx(t: &Value, coin: &str, history: bool) {
 
 pub async fn wallet_names(k: &Kdfd) -> Value {
     ok(k, v2("get_wallet_names", Value::Null)).await["result"].clone()
+}
+
+/// A KMD address that is not the wallet's.
+pub const KMD_TO: &str = "R9o9xTocqr6CeEDGDH6mEYpwLoMz6jNjMW";
+
+/// The SDK's other per-session calls: stream management, enabled coins, HD address creation,
+/// address conversion; `coins` are the enabled ones.
+pub async fn streams_and_tools(k: &Kdfd, hd: bool, coins: &[&str]) {
+    // No SSE client 5: the SDK looks for `UnknownClient` in the (non-200) error text.
+    let (status, v) = k
+        .post(&v2(
+            "stream::balance::enable",
+            json!({"client_id": 5, "coin": "KMD"}),
+        ))
+        .await;
+    assert_ne!(status, 200);
+    assert!(v.to_string().contains("UnknownClient"), "{v}");
+    let v = ok(
+        k,
+        v2(
+            "stream::tx_history::enable",
+            json!({"client_id": 0, "coin": "KMD"}),
+        ),
+    )
+    .await;
+    assert_eq!(v["result"]["streamer_id"], "TX_HISTORY:KMD");
+    let v = ok(
+        k,
+        v2("stream::shutdown_signal::enable", json!({"client_id": 0})),
+    )
+    .await;
+    assert_eq!(v["result"]["streamer_id"], "SHUTDOWN_SIGNAL");
+    let body = v2(
+        "stream::disable",
+        json!({"client_id": 0, "streamer_id": "TX_HISTORY:KMD"}),
+    );
+    assert_eq!(ok(k, body).await["result"]["result"], "Success");
+    let v = ok(k, v2("get_enabled_coins", Value::Null)).await;
+    let mut tickers: Vec<&str> = v["result"]["coins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["ticker"].as_str())
+        .collect();
+    let mut want = coins.to_vec();
+    tickers.sort();
+    want.sort();
+    assert_eq!(tickers, want, "{v}");
+    if hd {
+        let p = json!({"coin": "KMD", "account_id": 0, "chain": "External", "gap_limit": 20});
+        let v = ok(k, v2("get_new_address", p)).await;
+        let a = &v["result"]["new_address"];
+        assert!(
+            a["derivation_path"]
+                .as_str()
+                .unwrap()
+                .starts_with("m/44'/141'/0'/0/"),
+            "{v}"
+        );
+        assert_eq!(a["chain"], "External");
+        assert!(
+            a["address"].is_string() && a["balance"]["KMD"]["spendable"].is_string(),
+            "{v}"
+        );
+    }
+    let p = json!({"coin": "KMD", "from": KMD_TO, "to_address_format": {"format": "standard"}});
+    let v = ok(k, legacy("convertaddress", p)).await;
+    assert_eq!(v["result"]["address"], KMD_TO);
+}
+
+/// A BTC address that is not the wallet's.
+pub const BTC_TO: &str = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
+
+/// The GUI's send on the fake: validateaddress, task::withdraw (preview), send_raw_transaction.
+pub async fn fake_send(env: &Env, k: &Kdfd, c: &str, me: &Addr) {
+    let to = if c == "KMD" { KMD_TO } else { BTC_TO };
+    let v = ok(
+        k,
+        legacy("validateaddress", json!({"coin": c, "address": to})),
+    )
+    .await;
+    assert_eq!(v["result"], json!({"is_valid": true}));
+    let bad = json!({"coin": c, "address": "x1nonsense"});
+    let v = ok(k, legacy("validateaddress", bad)).await;
+    assert_eq!(v["result"]["is_valid"], false);
+    assert!(v["result"]["reason"].is_string(), "{v}");
+    let mut w = json!({"coin": c, "to": to, "amount": "1"});
+    if c == "KMD" {
+        w["kmd_rewards"] = json!({"amount": "0", "claimed_by_me": true});
+    }
+    let (_, d) = task(k, "withdraw", w, Duration::from_millis(500)).await;
+    check_tx(&d, c, false);
+    assert_eq!(d["from"], json!([me.address]));
+    let raw = json!({"coin": c, "tx_hex": d["tx_hex"]});
+    let v = ok(k, legacy("send_raw_transaction", raw)).await;
+    // The server's answer is relayed (the fake answers a made-up id, not the txid).
+    assert!(v["tx_hash"].as_str().is_some_and(|h| h.len() == 64), "{v}");
+    assert_eq!(
+        env.fake.broadcasts().last(),
+        d["tx_hex"].as_str().map(str::to_string).as_ref()
+    );
 }
 
 /// The SDK's app start: no-login `kdf`, `get_wallet_names`, `stop`.

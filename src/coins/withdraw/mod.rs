@@ -14,7 +14,7 @@ pub use fee::{
     parse_amount, FeePolicy, DEFAULT_TXFEE_PER_KB,
 };
 pub use select::{SelectError, Selection, SizeModel};
-pub use sign::SenderKind;
+pub use sign::{sign_sapling, SenderKind};
 pub use zip243::{ParseError, SaplingTx, SAPLING_BRANCH_ID, SAPLING_VERSION_GROUP_ID};
 
 use crate::coins::{format_amount, CoinConf};
@@ -221,21 +221,7 @@ pub fn build(
     let (tx_hex, tx_hash) = if conf.overwintered {
         let mut tx = sapling_tx(conf, kind, &pubkey, &outpoints, outputs, lock_time);
         let branch = conf.consensus_branch_id.unwrap_or(SAPLING_BRANCH_ID);
-        let mut sigs = Vec::with_capacity(values.len());
-        for (i, value) in values.iter().enumerate() {
-            let digest = tx
-                .sighash(
-                    Some((i, from_script, *value)),
-                    zip243::SIGHASH_ALL,
-                    branch,
-                    &zip243::ShieldedDigests::default(),
-                )
-                .map_err(WithdrawError::InternalError)?;
-            sigs.push(bitcoin::ecdsa::Signature::sighash_all(key.sign_digest(digest)).to_vec());
-        }
-        for (input, sig) in tx.inputs.iter_mut().zip(sigs) {
-            input.script_sig = sign::unlock(kind, Some(sig), &pubkey).0;
-        }
+        sign::sign_sapling(&mut tx, key, from_script, &values, branch)?;
         (tx.serialize().to_lower_hex_string(), tx.txid().to_string())
     } else {
         let mut tx = sign::draft(version, lock_time, kind, &pubkey, &outpoints, outputs);

@@ -1,7 +1,9 @@
 //! Transactions for the bitcoin format (legacy and segwit v0): drafts for sizing, and signing
-//! with `SighashCache` (legacy sighash, BIP143) and the wallet's [`KeyPair`].
+//! with `SighashCache` (legacy sighash, BIP143) and the wallet's [`KeyPair`]; and the signing of
+//! overwintered v4 transactions (ZIP-243).
 
 use super::select::SizeModel;
+use super::zip243::{SaplingTx, ShieldedDigests, SIGHASH_ALL};
 use super::WithdrawError;
 use crate::crypto::KeyPair;
 use bitcoin::absolute::LockTime;
@@ -187,6 +189,47 @@ pub fn sign(
         let (script_sig, witness) = unlock(kind, Some(sig.to_vec()), &pubkey);
         input.script_sig = script_sig;
         input.witness = witness;
+    }
+    Ok(())
+}
+
+/// Signs every P2PKH input of an overwintered v4 `tx` with ZIP-243 sighash ALL under consensus
+/// branch `branch`, each spending `values[i]` satoshis locked to `from_script`. [`build`] signs
+/// through it. It is `pub` so that the published signed-transaction fixtures
+/// (`tests/zip243_fixture.rs`) can check it on transactions `build` does not shape (a KMD
+/// rewards claim, a swap payment with an OP_RETURN).
+///
+/// [`build`]: super::build
+pub fn sign_sapling(
+    tx: &mut SaplingTx,
+    key: &KeyPair,
+    from_script: &bitcoin::Script,
+    values: &[u64],
+    branch: u32,
+) -> Result<(), WithdrawError> {
+    if values.len() != tx.inputs.len() {
+        return Err(WithdrawError::InternalError(format!(
+            "{} input values for {} inputs",
+            values.len(),
+            tx.inputs.len()
+        )));
+    }
+    // Digests first, scripts after: `sighash` borrows the whole transaction.
+    let mut sigs = Vec::with_capacity(values.len());
+    for (i, value) in values.iter().enumerate() {
+        let digest = tx
+            .sighash(
+                Some((i, from_script, *value)),
+                SIGHASH_ALL,
+                branch,
+                &ShieldedDigests::default(),
+            )
+            .map_err(WithdrawError::InternalError)?;
+        sigs.push(bitcoin::ecdsa::Signature::sighash_all(key.sign_digest(digest)).to_vec());
+    }
+    let pubkey = key.public_key();
+    for (input, sig) in tx.inputs.iter_mut().zip(sigs) {
+        input.script_sig = unlock(SenderKind::P2pkh, Some(sig), &pubkey).0;
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ mod wallet;
 use super::error::RpcError;
 use crate::ctx::Ctx;
 use hyper::StatusCode;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
@@ -26,6 +27,8 @@ use std::sync::Arc;
 pub enum Reply {
     /// JSON: the legacy body, or the v2 `result`.
     Json(Value),
+    /// The same, already rendered from a typed answer (no `Value` tree is built or dropped).
+    Raw(Box<RawValue>),
     /// A plain-text body (`help`); `null` in a batch.
     Text(String),
     /// A body with its own status, sent as is in both envelopes (KDF's `disable_coin` errors).
@@ -35,8 +38,8 @@ pub enum Reply {
 impl Reply {
     /// A typed answer as JSON.
     pub fn json<T: serde::Serialize>(answer: &T) -> Result<Reply, RpcError> {
-        serde_json::to_value(answer)
-            .map(Reply::Json)
+        serde_json::value::to_raw_value(answer)
+            .map(Reply::Raw)
             .map_err(|e| RpcError::Internal(e.to_string()))
     }
 }

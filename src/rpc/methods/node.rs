@@ -3,6 +3,7 @@
 use super::{Reply, RpcError};
 use crate::ctx::Ctx;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -22,11 +23,12 @@ struct Done {
 /// `version`: `{"result": "<version>_<git hash>", "datetime": "<build time>"}`.
 pub async fn version(_ctx: Arc<Ctx>, _req: Value) -> Result<Reply, RpcError> {
     // The answer never changes: build it once (it is the hottest public method).
-    static ANSWER: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    // Kept as rendered text: a clone is one copy, not a tree of strings to build and drop.
+    static ANSWER: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
     let answer = match ANSWER.get() {
         Some(answer) => answer,
         None => {
-            let answer = serde_json::to_value(Version {
+            let answer = serde_json::value::to_raw_value(&Version {
                 result: crate::version_string(),
                 datetime: crate::build_datetime(),
             })
@@ -34,7 +36,7 @@ pub async fn version(_ctx: Arc<Ctx>, _req: Value) -> Result<Reply, RpcError> {
             ANSWER.get_or_init(|| answer)
         }
     };
-    Ok(Reply::Json(answer.clone()))
+    Ok(Reply::Raw(answer.clone()))
 }
 
 /// `help`: plain text, as KDF answers it (so `null` inside a batch).
