@@ -344,6 +344,40 @@ async fn connect_disconnect_cycles_leak_nothing() {
 }
 
 #[tokio::test]
+async fn ten_thousand_reconnects_stay_flat() {
+    // 10 000 SSE connections opened and dropped, half on one id and half over 500 others, each
+    // coming back detached without a Last-Event-ID (so it starts afresh, as in KDF): the kept
+    // clients stay bounded, so RSS must be flat from the first fifth on (no per-disconnect
+    // timer or state left behind), file descriptors back, the daemon serving.
+    const CYCLES: u64 = 10_000;
+    let k = Kdfd::start(streaming_conf());
+    let fd0 = fds(k.pid());
+    let t0 = std::time::Instant::now();
+    let mut rss_fifth = 0;
+    for i in 0..CYCLES {
+        let id = if i % 2 == 0 { 1 } else { 1000 + (i / 2) % 500 };
+        let mut s = Sse::open(k.addr, &format!("/event-stream?id={id}"), "").await;
+        assert_eq!(s.status, 200);
+        assert_eq!(s.next(Duration::from_secs(5)).await.unwrap(), ": ok\n\n");
+        if i + 1 == CYCLES / 5 {
+            rss_fifth = k.rss_kb().unwrap_or(0);
+        }
+    }
+    let took = t0.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (fd1, rss1) = (fds(k.pid()), k.rss_kb().unwrap_or(0));
+    eprintln!("{CYCLES} cycles in {took:?}; RSS {rss_fifth} kB after 2 000, {rss1} kB after all");
+    assert!(fd1 <= fd0 + 2, "fds: {fd0} before, {fd1} after");
+    assert!(
+        rss1 < rss_fifth + 2 * 1024,
+        "RSS: {rss_fifth} kB after {} cycles, {rss1} kB after {CYCLES}",
+        CYCLES / 5
+    );
+    let (status, _) = k.post(&json!({"method": "version"})).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
 async fn task_events_follow_an_activation() {
     // TASK:<id> events to the SSE client the init named, from InProgress to Ok.
     let fake = FakeElectrum::start_tcp();

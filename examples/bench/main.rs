@@ -9,7 +9,7 @@
 //!
 //! Each scenario starts its own kdfd (`target/release/kdfd` next to this example, or `$KDFD_BIN`) with a temp config,
 //! and its own fake Electrum servers (`kdfd_testkit::electrum_fake`, one thread each) where it
-//! needs them; P6 starts the real regtest ElectrumX (`scripts/electrum-regtest`). The load is
+//! needs them; P6 and P13 start the real regtest ElectrumX (`scripts/electrum-regtest`). The load is
 //! generated in this process on its own 2-thread tokio runtime with the load engine of `kdfd_testkit::load` (behind examples/loadgen)
 //! and the crate's keep-alive `kdfd::client::Client`.
 //!
@@ -25,6 +25,7 @@ mod p1;
 mod p10_evm;
 mod p11_events;
 mod p12_login;
+mod p13_events_real;
 mod p3;
 mod p5;
 mod p6;
@@ -36,6 +37,7 @@ use p1::p1_p2_p4;
 use p10_evm::p10;
 use p11_events::p11;
 use p12_login::p12;
+use p13_events_real::p13;
 use p3::{loadavg, p3, serve_bare};
 use p5::{p5_p4idle, p7};
 use p6::p6;
@@ -92,7 +94,7 @@ struct Args {
     /// Spawns of P5.
     #[arg(long, default_value_t = 10)]
     p5_spawns: usize,
-    /// Only these scenarios (P1..P12, comma-separated); the result is printed, not written.
+    /// Only these scenarios (P1..P13, comma-separated); the result is printed, not written.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Where to write the Markdown (default docs/benchmarks.md for a full run, nowhere with --only).
@@ -299,6 +301,12 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         step("P12: Komodo Wallet login");
         let mut s = Section::default();
         p12(&args, &bin, &mut s).await?;
+        sections.push(s);
+    }
+    if args.wants("P13") {
+        step("P13: real payment to BALANCE event; WebSocket vs HTTP batch");
+        let mut s = Section::default();
+        p13(&bin, &mut s).await?;
         sections.push(s);
     }
     let out = match (&args.out, args.only.is_empty()) {

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A raw SSE reader (`GET /event-stream?id=N`, chunked body decoded by hand).
-struct Sse {
+pub(crate) struct Sse {
     sock: TcpStream,
     raw: Vec<u8>,
     body: Vec<u8>,
@@ -17,7 +17,7 @@ struct Sse {
 }
 
 impl Sse {
-    async fn open(addr: std::net::SocketAddr, id: u64) -> anyhow::Result<Sse> {
+    pub(crate) async fn open(addr: std::net::SocketAddr, id: u64) -> anyhow::Result<Sse> {
         let mut sock = TcpStream::connect(addr).await?;
         sock.set_nodelay(true)?;
         let req = format!("GET /event-stream?id={id} HTTP/1.1\r\nHost: bench\r\n\r\n");
@@ -67,7 +67,7 @@ impl Sse {
     }
 
     /// The next complete `\n\n` block, reading as needed.
-    async fn block(&mut self, within: Duration) -> anyhow::Result<String> {
+    pub(crate) async fn block(&mut self, within: Duration) -> anyhow::Result<String> {
         loop {
             self.dechunk()?;
             if let Some(p) = self.body.windows(2).position(|w| w == b"\n\n") {
@@ -126,7 +126,7 @@ async fn enable_all(c: &mut Client, client: u64, tickers: &[String]) -> anyhow::
     })
 }
 
-fn quantile(v: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile(v: &[f64], q: f64) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
     if s.is_empty() {

@@ -67,6 +67,17 @@ struct Client {
     listening: HashSet<String>,
     /// Disconnected: kept for `GRACE` so a `Last-Event-ID` reconnect misses nothing.
     detached: bool,
+    /// The timer that drops a detached client; cancelled when the id comes back, so a client
+    /// that reconnects often leaves no sleeping task per disconnect.
+    expiry: Option<tokio::task::AbortHandle>,
+}
+
+impl Client {
+    fn cancel_expiry(&mut self) {
+        if let Some(t) = self.expiry.take() {
+            t.abort();
+        }
+    }
 }
 
 impl Client {
@@ -156,7 +167,8 @@ impl Hub {
         let mut inner = self.lock();
         // A disconnected client that comes back without a Last-Event-ID starts afresh (KDF).
         if last_seen.is_none() && inner.clients.get(&id).is_some_and(|c| c.detached) {
-            if let Some(c) = inner.clients.remove(&id) {
+            if let Some(mut c) = inner.clients.remove(&id) {
+                c.cancel_expiry();
                 for s in c.listening {
                     leave(&mut inner, id, &s);
                 }
@@ -171,6 +183,7 @@ impl Hub {
                 );
                 c.conn = conn;
                 c.detached = false;
+                c.cancel_expiry();
                 // Dropping the old sender ends the old stream after what it has queued.
                 c.tx = tx;
                 if let Some(last) = last_seen {
@@ -202,6 +215,7 @@ impl Hub {
                         replay: VecDeque::new(),
                         listening: HashSet::new(),
                         detached: false,
+                        expiry: None,
                     },
                 );
             }
@@ -217,23 +231,31 @@ impl Hub {
     /// Connection `conn` of client `id` ended: the client is kept, detached, for `GRACE` (inside a
     /// runtime), then dropped and unsubscribed everywhere unless it reconnected.
     fn disconnect(&self, id: u64, conn: u64) {
-        {
-            let mut inner = self.lock();
-            let Some(c) = inner.clients.get_mut(&id).filter(|c| c.conn == conn) else {
-                return;
-            };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return self.expire_now(id, conn);
+        };
+        let mut inner = self.lock();
+        let Some(c) = inner.clients.get_mut(&id).filter(|c| c.conn == conn) else {
+            return;
+        };
+        c.detached = true;
+        let hub = self.clone();
+        // Spawning does not block, so it may happen under the lock: the handle is stored
+        // before any reconnect could look for it.
+        let timer = rt.spawn(async move {
+            tokio::time::sleep(GRACE).await;
+            hub.expire(id, conn);
+        });
+        c.cancel_expiry();
+        c.expiry = Some(timer.abort_handle());
+    }
+
+    /// Outside a runtime there is no timer: the client goes at once.
+    fn expire_now(&self, id: u64, conn: u64) {
+        if let Some(c) = self.lock().clients.get_mut(&id).filter(|c| c.conn == conn) {
             c.detached = true;
         }
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                let hub = self.clone();
-                rt.spawn(async move {
-                    tokio::time::sleep(GRACE).await;
-                    hub.expire(id, conn);
-                });
-            }
-            Err(_) => self.expire(id, conn),
-        }
+        self.expire(id, conn);
     }
 
     /// Drops client `id` if it is still the detached connection `conn`.
@@ -350,7 +372,9 @@ impl Hub {
     /// Ends every stream (after what each has queued) and stops every streamer: shutdown.
     pub fn close_all(&self) {
         let mut inner = self.lock();
-        inner.clients.clear();
+        for (_, mut c) in inner.clients.drain() {
+            c.cancel_expiry();
+        }
         for (_, s) in inner.streamers.drain() {
             if let Some(t) = s.task {
                 t.abort();

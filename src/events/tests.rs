@@ -187,3 +187,34 @@ async fn last_event_id_reconnect_misses_nothing() {
     let _c = hub.connect(3, None);
     hub.enable(3, "HEARTBEAT", || None).unwrap();
 }
+
+#[tokio::test]
+async fn reconnects_leave_no_grace_timers_behind() {
+    // Every disconnect starts a GRACE timer; a reconnect of the id cancels it, so a client that
+    // reconnects often costs no sleeping task per disconnect (the SSE soak's flat RSS).
+    let hub = Hub::default();
+    let alive = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let base = alive();
+    for i in 0..100u64 {
+        drop(hub.connect(1, None));
+        drop(hub.connect(2, Some(i)));
+    }
+    // Aborted timers are reaped when the runtime next runs them.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        alive() <= base + 2,
+        "{} tasks alive, {base} before",
+        alive()
+    );
+    // The last disconnect of each id still has its timer: after GRACE both ids are gone.
+    tokio::time::pause();
+    tokio::time::sleep(GRACE + std::time::Duration::from_millis(10)).await;
+    assert!(hub.lock().clients.is_empty());
+    assert_eq!(alive(), base);
+}

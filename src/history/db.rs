@@ -68,7 +68,8 @@ pub fn known(
     Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
 }
 
-/// Applies a sync step atomically; returns the details of every new or changed entry.
+/// Applies a sync step atomically; returns the details of every new or changed entry (an upsert
+/// whose details equal the stored ones is neither).
 pub fn apply(conn: &mut Connection, coin: &str, b: &Batch) -> Result<Vec<Value>, StoreError> {
     let tx = conn.transaction()?;
     let mut changed = Vec::new();
@@ -83,6 +84,13 @@ pub fn apply(conn: &mut Connection, coin: &str, b: &Batch) -> Result<Vec<Value>,
         )?;
     }
     for r in &b.upsert {
+        let old: Option<String> = tx
+            .query_row(
+                "SELECT details FROM tx_history WHERE coin = ?1 AND tx_hash = ?2",
+                params![coin, r.tx_hash],
+                |row| row.get(0),
+            )
+            .optional()?;
         tx.execute(
             "INSERT OR REPLACE INTO tx_history
                  (coin, tx_hash, height, timestamp, details, scripts_key)
@@ -106,7 +114,14 @@ pub fn apply(conn: &mut Connection, coin: &str, b: &Batch) -> Result<Vec<Value>,
                 params![coin, r.tx_hash, a],
             )?;
         }
-        changed.push(r.details.clone());
+        // A re-derivation that changes nothing (a new HD address the tx does not touch) is no
+        // news: KDF's history loop reports a stored tx once, not again per new address.
+        let same = old
+            .and_then(|o| serde_json::from_str::<Value>(&o).ok())
+            .is_some_and(|o| o == r.details);
+        if !same {
+            changed.push(r.details.clone());
+        }
     }
     for (h, height, time) in &b.moved {
         let old: Option<String> = tx

@@ -121,3 +121,100 @@ impl Sse {
         }
     }
 }
+
+/// An SSE connection opened with `event_ids=1`: every data frame it has read, in order, as
+/// (sequence number, parsed frame), so tests can compare streams and check `Last-Event-ID`
+/// replays. Each wait fails after `within` with the frames so far and kdfd's log tail.
+pub struct Recorder {
+    sse: Sse,
+    within: Duration,
+    /// Every data frame read so far.
+    pub frames: Vec<(u64, Value)>,
+}
+
+impl Recorder {
+    /// Opens `/event-stream?id=ID&event_ids=1`, with `Last-Event-ID: N` when given, and reads
+    /// the `: ok` comment.
+    pub async fn open(k: &crate::Kdfd, id: u64, last_seen: Option<u64>, within: Duration) -> Self {
+        let extra = last_seen.map_or(String::new(), |n| format!("Last-Event-ID: {n}\r\n"));
+        let target = format!("/event-stream?id={id}&event_ids=1");
+        let mut sse = Sse::open(k.addr, &target, &extra).await;
+        assert_eq!(sse.status, 200, "{}", sse.head);
+        assert_eq!(sse.next(within).await.as_deref(), Some(": ok\n\n"));
+        Recorder {
+            sse,
+            within,
+            frames: Vec::new(),
+        }
+    }
+
+    /// Reads one more data frame (comments skipped); fails at `until`.
+    async fn read(&mut self, k: &crate::Kdfd, until: tokio::time::Instant, what: &str) {
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            // The outer limit fires first, so the failure says what was awaited.
+            let Ok(block) = tokio::time::timeout(left, self.sse.next(left + self.within)).await
+            else {
+                let log = k.stderr();
+                let lines: Vec<&str> = log.lines().collect();
+                panic!(
+                    "no {what} event within {:?}; frames so far: {:?}\n--- kdfd log ---\n{}",
+                    self.within,
+                    self.frames,
+                    lines[lines.len().saturating_sub(30)..].join("\n")
+                );
+            };
+            let block = block.unwrap_or_else(|| panic!("the stream ended awaiting {what}"));
+            if block.starts_with(':') {
+                continue;
+            }
+            let (id, data) = block
+                .strip_prefix("id: ")
+                .and_then(|r| r.split_once('\n'))
+                .unwrap_or_else(|| panic!("a frame without an id line: {block:?}"));
+            let json = data
+                .strip_prefix("data: ")
+                .and_then(|r| r.strip_suffix(" \n\n"))
+                .unwrap_or_else(|| panic!("not KDF's frame: {block:?}"));
+            let seq = id.parse().expect("numeric id");
+            self.frames.push((seq, serde_json::from_str(json).unwrap()));
+            return;
+        }
+    }
+
+    /// The index of the first frame at or after `from` whose `_type` is `ty` and whose
+    /// `message` `pred` accepts, reading as needed.
+    pub async fn find(
+        &mut self,
+        k: &crate::Kdfd,
+        from: usize,
+        ty: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> usize {
+        let until = tokio::time::Instant::now() + self.within;
+        let mut i = from;
+        loop {
+            while i < self.frames.len() {
+                let f = &self.frames[i].1;
+                if f["_type"] == ty && pred(&f["message"]) {
+                    return i;
+                }
+                i += 1;
+            }
+            self.read(k, until, ty).await;
+        }
+    }
+
+    /// Reads until a frame with sequence number `seq` or later has arrived.
+    pub async fn catch_up(&mut self, k: &crate::Kdfd, seq: u64) {
+        let until = tokio::time::Instant::now() + self.within;
+        while self.last() < seq {
+            self.read(k, until, &format!("seq {seq}")).await;
+        }
+    }
+
+    /// The last sequence number read (0 before any frame).
+    pub fn last(&self) -> u64 {
+        self.frames.last().map_or(0, |f| f.0)
+    }
+}
