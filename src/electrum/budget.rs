@@ -103,7 +103,8 @@ pub(super) struct Meter {
     budget: Budget,
     level: f64,
     at: Instant,
-    subs: usize,
+    /// Scripthashes subscribed (ElectrumX keeps them in a dict: a repeat is not a new one).
+    subs: std::collections::HashSet<String>,
     open: HashMap<u64, Open>,
     /// History length per scripthash, from answers: bounds what its next reads cost.
     sizes: HashMap<String, usize>,
@@ -115,7 +116,7 @@ impl Meter {
             budget,
             level: CONNECT,
             at: now,
-            subs: 0,
+            subs: Default::default(),
             open: HashMap::new(),
             sizes: HashMap::new(),
         }
@@ -124,7 +125,7 @@ impl Meter {
     fn rate(&self) -> f64 {
         // ElectrumX slows the decay for sessions with subscriptions (their notifications cost
         // it later), every 300 s; using the slower rate from the start errs on the safe side.
-        self.budget.decay_per_sec * 10_000.0 / (10_000.0 + 5.0 * self.subs as f64)
+        self.budget.decay_per_sec * 10_000.0 / (10_000.0 + 5.0 * self.subs.len() as f64)
     }
 
     /// The estimate now.
@@ -174,10 +175,16 @@ impl Meter {
     pub fn sent(&mut self, now: Instant, item: &Value, bytes: usize) {
         let est = costs::estimate(item, |sh| self.sizes.get(sh).copied());
         self.add(now, est.charge + est.allowance + costs::bytes(bytes));
-        match est.method {
-            costs::Method::Subscribe => self.subs += 1,
-            costs::Method::Unsubscribe => self.subs = self.subs.saturating_sub(1),
-            _ => {}
+        if let Some(sh) = &est.scripthash {
+            match est.method {
+                costs::Method::Subscribe if self.subs.len() < MAX_SIZES => {
+                    self.subs.insert(sh.clone());
+                }
+                costs::Method::Unsubscribe => {
+                    self.subs.remove(sh);
+                }
+                _ => {}
+            }
         }
         if let Some(id) = item.get("id").and_then(Value::as_u64) {
             self.open.insert(

@@ -87,6 +87,8 @@ pub struct Connection {
     notifications: broadcast::Sender<Notification>,
     /// The estimate of the server's cost for this session, shared with the reader and writer.
     meter: Arc<Mutex<Meter>>,
+    /// The chain tip and when it was learnt (an answer or a `headers.subscribe` notification).
+    tip: Arc<Mutex<Option<(u64, tokio::time::Instant)>>>,
     tasks: Vec<AbortHandle>,
 }
 
@@ -178,6 +180,7 @@ impl Connection {
         // connection pays for this buffer whether or not a notification ever arrives.
         let (notify_tx, _) = broadcast::channel(32);
         let arrays = Arc::new(super::arrays::Arrays::new(wire.max_array));
+        let tip = Arc::new(Mutex::new(None));
         let meter = Arc::new(Mutex::new(Meter::new(
             wire.budget,
             tokio::time::Instant::now(),
@@ -191,6 +194,7 @@ impl Connection {
                 arrays: arrays.clone(),
                 resend: tx.clone(),
                 meter: meter.clone(),
+                tip: tip.clone(),
             },
             read,
         ));
@@ -213,6 +217,7 @@ impl Connection {
             pad,
             notifications: notify_tx,
             meter,
+            tip,
             tasks: vec![reader.abort_handle(), writer.abort_handle()],
         })
     }
@@ -225,6 +230,20 @@ impl Connection {
     /// False once the server closed the connection or sent garbage.
     pub fn is_alive(&self) -> bool {
         !self.closed.load(Ordering::Acquire)
+    }
+
+    /// The tip height if learnt within `max_age`: once subscribed, the server pushes every new
+    /// tip, so asking again would only cost budget (a GUI polls `my_tx_history` every second).
+    pub fn known_tip(&self, max_age: Duration) -> Option<u64> {
+        let now = tokio::time::Instant::now();
+        lock(&self.tip)
+            .filter(|(_, at)| now.saturating_duration_since(*at) < max_age)
+            .map(|(h, _)| h)
+    }
+
+    /// Records the tip from an answer to `blockchain.headers.subscribe`.
+    pub fn note_tip(&self, height: u64) {
+        *lock(&self.tip) = Some((height, tokio::time::Instant::now()));
     }
 
     /// Subscription notifications pushed by the server.

@@ -24,6 +24,7 @@ pub(super) struct Reader {
     /// The writer's queue, to send a refused array's requests again one by one.
     pub resend: mpsc::UnboundedSender<Outgoing>,
     pub meter: Arc<Mutex<Meter>>,
+    pub tip: Arc<Mutex<Option<(u64, Instant)>>>,
 }
 
 /// Charges one line to the meter: its bytes, and what each reply or notification in it says.
@@ -50,6 +51,7 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(r: Reader, read: R) {
         arrays,
         resend,
         meter,
+        tip,
     } = r;
     let mut reader = BufReader::new(read);
     let mut buf = Vec::new();
@@ -77,6 +79,11 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(r: Reader, read: R) {
             }
         };
         meter_line(&meter, n, &msg);
+        if msg.get("method").and_then(Value::as_str) == Some("blockchain.headers.subscribe") {
+            if let Some(h) = msg["params"][0].get("height").and_then(Value::as_u64) {
+                *lock(&tip) = Some((h, Instant::now()));
+            }
+        }
         match msg {
             Value::Array(items) => {
                 arrays.answered(&items);

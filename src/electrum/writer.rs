@@ -201,4 +201,55 @@ mod tests {
         assert!(!needs_filler(&[req("blockchain.transaction.get")]));
         assert!(!needs_filler(&[req("server.version")]));
     }
+
+    fn ids(line: &str) -> Vec<u64> {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let items = match v {
+            Value::Array(items) => items,
+            one => vec![one],
+        };
+        items.iter().filter_map(|i| i["id"].as_u64()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn arrays_are_cut_to_the_budget_and_the_reserve_is_interactive() {
+        use super::super::budget::Budget;
+        use tokio::io::AsyncBufReadExt;
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let budget = Budget {
+            limit: 150.0,
+            reserve: 30.0,
+            decay_per_sec: 1.0,
+        };
+        let t0 = Instant::now();
+        let meter = Arc::new(Mutex::new(Meter::new(budget, t0)));
+        let arrays = Arc::new(super::super::arrays::Arrays::new(500));
+        let closed = Arc::new(AtomicBool::new(false));
+        let pad = Arc::new(AtomicBool::new(false));
+        tokio::spawn(write_loop(ours, rx, closed, pad, arrays, meter));
+        let tx_get = |id: u64| json!({"jsonrpc": "2.0", "id": id, "method": "blockchain.transaction.get", "params": ["00".repeat(32), false]});
+        for id in 0..150 {
+            let req = tx_get(id);
+            tx.send(Outgoing { req, class: Class::Background }).unwrap();
+        }
+        let mut lines = tokio::io::BufReader::new(theirs).lines();
+        // ~1.14 units each (1, its bytes, the expected answer's bytes): 100 fit in 120 - 5.
+        let first = ids(&lines.next_line().await.unwrap().unwrap());
+        assert_eq!(first, (0..100).collect::<Vec<_>>());
+        // The background rest waits; an interactive request goes at once, from the reserve.
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let req = tx_get(1000);
+        tx.send(Outgoing { req, class: Class::Interactive }).unwrap();
+        assert_eq!(ids(&lines.next_line().await.unwrap().unwrap()), vec![1000]);
+        assert!(t0.elapsed() < Duration::from_millis(200));
+        // Then the rest at the decay rate: ~1.14 s each, after the interactive one's 1.14 too.
+        let mut rest = Vec::new();
+        while rest.len() < 50 {
+            rest.extend(ids(&lines.next_line().await.unwrap().unwrap()));
+        }
+        assert_eq!(rest, (100..150).collect::<Vec<_>>());
+        let took = t0.elapsed().as_secs_f64();
+        assert!((55.0..62.0).contains(&took), "{took}");
+    }
 }
