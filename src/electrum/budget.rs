@@ -122,6 +122,11 @@ impl Meter {
         }
     }
 
+    /// Starts (or stops) pacing with `budget`; the estimate so far stays.
+    pub fn set_budget(&mut self, budget: Budget) {
+        self.budget = budget;
+    }
+
     fn rate(&self) -> f64 {
         // ElectrumX slows the decay for sessions with subscriptions (their notifications cost
         // it later), every 300 s; using the slower rate from the start errs on the safe side.

@@ -118,6 +118,9 @@ impl Connection {
                     let software = v[0].as_str().unwrap_or_default();
                     if software.starts_with("ElectrumX") {
                         conn.pad.store(true, Ordering::Release);
+                        // The cost model is ElectrumX's; other servers limit otherwise
+                        // (Fulcrum counts requests per IP) or not at all.
+                        lock(&conn.meter).set_budget(wire.budget);
                     }
                     Ok(conn)
                 }
@@ -181,8 +184,9 @@ impl Connection {
         let (notify_tx, _) = broadcast::channel(32);
         let arrays = Arc::new(super::arrays::Arrays::new(wire.max_array));
         let tip = Arc::new(Mutex::new(None));
+        // Counted from the start, paced once the server says it is ElectrumX (`open`).
         let meter = Arc::new(Mutex::new(Meter::new(
-            wire.budget,
+            Budget::off(),
             tokio::time::Instant::now(),
         )));
         let reader = tokio::spawn(read_loop(

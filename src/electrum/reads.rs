@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 /// How long a tip learnt from the server is used without asking again. The server pushes each
 /// new tip to a subscribed connection, so this only bounds a server that does not.
-const TIP_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30);
+const TIP_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// One `blockchain.scripthash.get_history` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

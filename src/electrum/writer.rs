@@ -231,7 +231,11 @@ mod tests {
         let tx_get = |id: u64| json!({"jsonrpc": "2.0", "id": id, "method": "blockchain.transaction.get", "params": ["00".repeat(32), false]});
         for id in 0..150 {
             let req = tx_get(id);
-            tx.send(Outgoing { req, class: Class::Background }).unwrap();
+            tx.send(Outgoing {
+                req,
+                class: Class::Background,
+            })
+            .unwrap();
         }
         let mut lines = tokio::io::BufReader::new(theirs).lines();
         // ~1.14 units each (1, its bytes, the expected answer's bytes): 100 fit in 120 - 5.
@@ -240,7 +244,11 @@ mod tests {
         // The background rest waits; an interactive request goes at once, from the reserve.
         tokio::time::advance(Duration::from_millis(100)).await;
         let req = tx_get(1000);
-        tx.send(Outgoing { req, class: Class::Interactive }).unwrap();
+        tx.send(Outgoing {
+            req,
+            class: Class::Interactive,
+        })
+        .unwrap();
         assert_eq!(ids(&lines.next_line().await.unwrap().unwrap()), vec![1000]);
         assert!(t0.elapsed() < Duration::from_millis(200));
         // Then the rest at the decay rate: ~1.14 s each, after the interactive one's 1.14 too.
