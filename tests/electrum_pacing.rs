@@ -5,7 +5,7 @@
 //! below the soft limit, its concurrency must never drop, its log must have no throttle or
 //! excessive-usage line, and the history must end equal to what the node sent.
 //!
-//! The suite's test sets kdfd's own budget low (150) so pacing shows with 150 transactions in
+//! The suite's test sets kdfd's own budget low (200) so pacing shows with 200 transactions in
 //! about two minutes. `pacing_default_budget_2000_transactions` is the full proof with every
 //! default (about half an hour; ignored): `cargo test --test electrum_pacing -- --ignored`,
 //! `PACING_TXS` changes its count.
@@ -312,17 +312,19 @@ fn run(label: &str, n: usize, extra: Value) -> Run {
 
 #[test]
 fn pacing_keeps_a_stock_electrumx_at_the_budget() {
-    let budget = 150.0;
+    // Background work gets 170 units at once: the first chunk of 100 (~130 with its block
+    // headers and spent outputs) goes out at once, the rest at the server's decay.
+    let budget = 200.0;
     let r = run(
         "pace",
-        150,
+        200,
         // The balance cache off: every my_balance is an interactive read upstream.
         json!({"electrum_cost_budget": budget, "electrum_cost_reserve": 30, "balance_cache": false}),
     );
     // ElectrumX applies its decay only when it recomputes (every 100 units of change), so its
     // raw figure may read up to 100 above the decayed one.
     assert!(r.seen.peak_cost <= budget + 100.0 + 20.0, "{:?}", r.seen);
-    // Pacing was needed and used the budget: 150 transactions cost ~200 units at 1 unit/s.
+    // Pacing was needed and used the budget: 200 transactions cost ~280 units at 1 unit/s.
     assert!(r.seen.peak_cost >= budget * 0.5, "{:?}", r.seen);
     assert!(
         r.sync >= Duration::from_secs(60),

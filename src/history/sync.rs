@@ -16,9 +16,6 @@ use std::collections::{BTreeSet, HashMap};
 
 /// How many calls one JSON-RPC array carries, to stay within server limits.
 pub const CHUNK: usize = 100;
-/// The first chunk of a sync is one page of `my_tx_history`: under a low cost budget a whole
-/// chunk (~115 units) waits for the server's decay, one page (~30) does not.
-const FIRST_CHUNK: usize = 25;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -180,12 +177,8 @@ pub async fn sync_once(
     let mut changed = Vec::new();
     // Each chunk is fetched, derived and committed on its own: a long first sync keeps what it
     // has done if it fails half-way, and memory stays bounded.
-    let mut done = 0;
-    while done < new_ids.len() {
-        let size = if done == 0 { FIRST_CHUNK } else { CHUNK };
-        let chunk = &new_ids[done..new_ids.len().min(done + size)];
-        progress(new_ids.len() - done);
-        done += chunk.len();
+    for (i, chunk) in new_ids.chunks(CHUNK).enumerate() {
+        progress(new_ids.len() - i * CHUNK);
         let txs = fetch_txs(coin, chunk).await?;
         let missing: BTreeSet<String> = txs
             .values()
