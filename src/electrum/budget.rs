@@ -98,7 +98,16 @@ struct Open {
     expected_items: usize,
 }
 
-/// The estimate for one connection.
+/// A meter for a server not connected before: counting from the start, pacing once the server
+/// says it is ElectrumX (`Connection::open`).
+pub(super) fn new_meter() -> std::sync::Arc<std::sync::Mutex<Meter>> {
+    std::sync::Arc::new(std::sync::Mutex::new(Meter::new(
+        Budget::off(),
+        Instant::now(),
+    )))
+}
+
+/// The estimate for one server's session.
 pub(super) struct Meter {
     budget: Budget,
     level: f64,
@@ -120,6 +129,16 @@ impl Meter {
             open: HashMap::new(),
             sizes: HashMap::new(),
         }
+    }
+
+    /// A new session to the same server: ElectrumX starts it at 5 but keeps the closed one's
+    /// cost in the session group (refunding it at 2 units/s), so the estimate carries on (it
+    /// decays at the slower session rate: on the safe side). Pacing waits for `server.version`.
+    pub fn reconnected(&mut self, now: Instant) {
+        self.budget = Budget::off();
+        self.open.clear();
+        self.subs.clear();
+        self.add(now, CONNECT);
     }
 
     /// Starts (or stops) pacing with `budget`; the estimate so far stays.

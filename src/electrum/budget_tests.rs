@@ -168,3 +168,27 @@ async fn the_class_follows_the_task() {
     let spawned = background(async { tokio::spawn(async { current() }).await });
     assert_eq!(spawned.await.unwrap(), Class::Interactive);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reconnect_carries_the_cost_on() {
+    let t0 = Instant::now();
+    let mut m = Meter::new(Budget::default(), t0);
+    m.add(t0, 600.0);
+    let sub = req(
+        1,
+        "blockchain.scripthash.subscribe",
+        json!(["ab".repeat(32)]),
+    );
+    m.sent(t0, &sub, 0);
+    tokio::time::advance(Duration::from_secs(100)).await;
+    let now = Instant::now();
+    let before = m.level(now);
+    // ElectrumX keeps the closed session's cost in its group: the new session is not free.
+    m.reconnected(now);
+    assert!(close(m.level(now), before + 5.0));
+    assert_eq!(m.written_at(1), None, "the old session's requests are gone");
+    // Paused until server.version names ElectrumX again.
+    assert!(m.fits(now, Class::Background, 1e6).is_ok());
+    m.set_budget(Budget::default());
+    assert!(m.fits(now, Class::Background, 200.0).is_err());
+}

@@ -102,14 +102,16 @@ impl Drop for Connection {
 
 impl Connection {
     /// Opens the socket (and TLS), then sends `server.version` before anything else. `wire`
-    /// bounds the requests of one JSON-RPC array and paces them.
-    pub async fn open(
+    /// bounds the requests of one JSON-RPC array and paces them; `meter` is the server's (the
+    /// hub keeps it across reconnects: ElectrumX keeps a closed session's cost for a while).
+    pub(super) async fn open(
         spec: &ServerSpec,
         client_name: &str,
         wire: Wire,
+        meter: Arc<Mutex<Meter>>,
     ) -> Result<Arc<Connection>, ElectrumError> {
         let fut = async {
-            let conn = Self::open_transport(spec, wire).await?;
+            let conn = Self::open_transport(spec, wire, meter).await?;
             let version = conn
                 .call("server.version", json!([client_name, ["1.2", "1.4"]]))
                 .await;
@@ -142,6 +144,7 @@ impl Connection {
     async fn open_transport(
         spec: &ServerSpec,
         wire: Wire,
+        meter: Arc<Mutex<Meter>>,
     ) -> Result<Arc<Connection>, ElectrumError> {
         let connect_err = |e: String| ElectrumError::Connect(spec.url.clone(), e);
         let tcp = TcpStream::connect((spec.host.as_str(), spec.port))
@@ -150,7 +153,7 @@ impl Connection {
         // Requests are small and latency-bound.
         let _ = tcp.set_nodelay(true);
         if !spec.tls {
-            return Ok(Self::start(spec, tcp, wire));
+            return Ok(Self::start(spec, tcp, wire, meter));
         }
         let name = rustls::pki_types::ServerName::try_from(spec.host.clone())
             .map_err(|e| connect_err(format!("bad TLS server name: {e}")))?;
@@ -167,13 +170,14 @@ impl Connection {
                 };
                 connect_err(format!("TLS handshake failed: {e}{hint}"))
             })?;
-        Ok(Self::start(spec, tls, wire))
+        Ok(Self::start(spec, tls, wire, meter))
     }
 
     fn start<S: AsyncRead + AsyncWrite + Send + 'static>(
         spec: &ServerSpec,
         stream: S,
         wire: Wire,
+        meter: Arc<Mutex<Meter>>,
     ) -> Arc<Self> {
         let (read, write) = tokio::io::split(stream);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -184,11 +188,6 @@ impl Connection {
         let (notify_tx, _) = broadcast::channel(32);
         let arrays = Arc::new(super::arrays::Arrays::new(wire.max_array));
         let tip = Arc::new(Mutex::new(None));
-        // Counted from the start, paced once the server says it is ElectrumX (`open`).
-        let meter = Arc::new(Mutex::new(Meter::new(
-            Budget::off(),
-            tokio::time::Instant::now(),
-        )));
         let reader = tokio::spawn(read_loop(
             Reader {
                 label: spec.url.clone(),
