@@ -7,7 +7,7 @@
 //!
 //! The suite's test sets kdfd's own budget low (200) so pacing shows with 200 transactions in
 //! about two minutes. `pacing_default_budget_2000_transactions` is the full proof with every
-//! default (about half an hour; ignored): `cargo test --test electrum_pacing -- --ignored`,
+//! default (about 45 minutes on this machine; ignored): `cargo test --test electrum_pacing -- --ignored`,
 //! `PACING_TXS` changes its count.
 
 mod support;
@@ -336,7 +336,7 @@ fn pacing_keeps_a_stock_electrumx_at_the_budget() {
 }
 
 #[test]
-#[ignore = "the full proof: ~30 minutes; run by hand"]
+#[ignore = "the full proof: ~45 minutes; run by hand"]
 fn pacing_default_budget_2000_transactions() {
     let n = std::env::var("PACING_TXS")
         .ok()
