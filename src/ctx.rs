@@ -139,7 +139,10 @@ impl Ctx {
         let client_name = format!("{} GUI/MM2 {}", config.gui, crate::version_string());
         let electrum = std::sync::Arc::new(crate::electrum::Hub::new(
             client_name.clone(),
-            config.limits.electrum_max_array,
+            crate::electrum::Wire {
+                max_array: config.limits.electrum_max_array,
+                budget: config.limits.electrum_budget,
+            },
         ));
         Ok(Ctx {
             history: crate::history::Manager::new(store.clone()),

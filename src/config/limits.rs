@@ -34,6 +34,9 @@ pub struct Limits {
     pub max_finished_tasks: usize,
     /// `electrum_max_array`: most requests in one JSON-RPC array to an Electrum server.
     pub electrum_max_array: usize,
+    /// `electrum_cost_budget`, `electrum_cost_reserve`, `electrum_cost_decay_per_sec`: the pacing
+    /// of every Electrum connection against the server's session cost (`electrum::budget`).
+    pub electrum_budget: crate::electrum::Budget,
     /// `batch_method_caps`: per-method overrides of the table's default caps; items past the cap
     /// get an error slot.
     pub method_caps: std::collections::HashMap<String, usize>,
@@ -60,6 +63,7 @@ impl Default for Limits {
             max_response_bytes: 64 * 1024 * 1024,
             max_finished_tasks: 1000,
             electrum_max_array: crate::electrum::DEFAULT_MAX_ARRAY,
+            electrum_budget: crate::electrum::Budget::default(),
             // Only the config's overrides; each method's default cap is in the RPC method table.
             method_caps: Default::default(),
             // The seeds' providers answer WebSocket batches of at most 20 items.
@@ -125,6 +129,7 @@ pub(super) fn parse_limits(conf: &Value) -> Result<Limits, ConfigError> {
     if let Some(v) = positive("electrum_max_array")? {
         l.electrum_max_array = (v as usize).min(10_000);
     }
+    parse_budget(conf, &mut l.electrum_budget)?;
     if let Some(v) = positive("max_finished_tasks")? {
         l.max_finished_tasks = v as usize;
     }
@@ -174,6 +179,47 @@ pub(super) fn parse_limits(conf: &Value) -> Result<Limits, ConfigError> {
         l.drain_timeout = Duration::from_secs(v);
     }
     Ok(l)
+}
+
+/// A JSON number (or numeric string) ≥ 0, fractions allowed.
+fn opt_units(conf: &Value, key: &str) -> Result<Option<f64>, ConfigError> {
+    let v = match conf.get(key) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    match v {
+        Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+        _ => Err(ConfigError::Invalid(format!(
+            "{key} must be a non-negative number"
+        ))),
+    }
+}
+
+fn parse_budget(conf: &Value, b: &mut crate::electrum::Budget) -> Result<(), ConfigError> {
+    if let Some(v) = opt_units(conf, "electrum_cost_budget")? {
+        b.limit = v.min(1e9);
+    }
+    if let Some(v) = opt_units(conf, "electrum_cost_reserve")? {
+        b.reserve = v;
+    }
+    if let Some(v) = opt_units(conf, "electrum_cost_decay_per_sec")? {
+        if v == 0.0 {
+            return Err(ConfigError::Invalid(
+                "electrum_cost_decay_per_sec must be greater than 0".into(),
+            ));
+        }
+        b.decay_per_sec = v;
+    }
+    // With the reserve at or over the budget, background work would never get a turn.
+    if !b.is_off() && b.reserve >= b.limit {
+        return Err(ConfigError::Invalid(format!(
+            "electrum_cost_reserve ({}) must be less than electrum_cost_budget ({})",
+            b.reserve, b.limit
+        )));
+    }
+    Ok(())
 }
 
 pub(super) fn parse_auth(conf: &Value) -> Result<AuthLimits, ConfigError> {

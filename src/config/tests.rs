@@ -83,3 +83,37 @@ fn defaults() {
     assert!(load(json!({"coins": [], "passphrase": ""})).is_err());
     assert!(load(json!({"coins": [], "max_batch_items": 0})).is_err());
 }
+
+#[test]
+fn electrum_cost_budget_keys() {
+    let b = load(json!({"coins": []})).unwrap().limits.electrum_budget;
+    assert_eq!((b.limit, b.reserve, b.decay_per_sec), (800.0, 100.0, 1.0));
+    let c = json!({"coins": [], "electrum_cost_budget": 150, "electrum_cost_reserve": "20",
+        "electrum_cost_decay_per_sec": 0.5});
+    let b = load(c).unwrap().limits.electrum_budget;
+    assert_eq!((b.limit, b.reserve, b.decay_per_sec), (150.0, 20.0, 0.5));
+    let off = load(json!({"coins": [], "electrum_cost_budget": 0})).unwrap();
+    assert!(off.limits.electrum_budget.is_off());
+    for (bad, msg) in [
+        (
+            json!({"electrum_cost_budget": -1}),
+            "electrum_cost_budget must be a non-negative number",
+        ),
+        (
+            json!({"electrum_cost_reserve": "x"}),
+            "electrum_cost_reserve must be a non-negative number",
+        ),
+        (
+            json!({"electrum_cost_decay_per_sec": 0}),
+            "electrum_cost_decay_per_sec must be greater than 0",
+        ),
+        (
+            json!({"electrum_cost_budget": 100, "electrum_cost_reserve": 100}),
+            "electrum_cost_reserve (100) must be less than electrum_cost_budget (100)",
+        ),
+    ] {
+        let mut c = bad.clone();
+        c["coins"] = json!([]);
+        assert_eq!(load(c).unwrap_err().to_string(), msg, "{bad}");
+    }
+}

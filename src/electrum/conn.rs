@@ -2,33 +2,36 @@
 //! reader task and a writer task. Requests that are queued in the same instant leave as one
 //! JSON-RPC array, which is what lets a 100-item batch cost one round trip.
 
+use super::budget::{self, Budget, Meter};
+use super::reader::{read_loop, Reader};
+use super::writer::Outgoing;
 use super::{ElectrumError, ServerSpec};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio_rustls::rustls;
 
 /// Largest line accepted from a server; a longer one means a broken or hostile server.
-const MAX_LINE: u64 = 32 * 1024 * 1024;
+pub(super) const MAX_LINE: u64 = 32 * 1024 * 1024;
 
 type Reply = Result<Value, ElectrumError>;
 
 /// Requests waiting for an answer: by id, every waiter (several when single-flight merged them),
 /// and the single-flight key of the id.
 #[derive(Default)]
-struct Waiting {
+pub(super) struct Waiting {
     by_id: HashMap<u64, (Vec<oneshot::Sender<Reply>>, Option<String>)>,
     by_key: HashMap<String, u64>,
 }
 
 impl Waiting {
-    fn take(&mut self, id: u64) -> Vec<oneshot::Sender<Reply>> {
+    pub(super) fn take(&mut self, id: u64) -> Vec<oneshot::Sender<Reply>> {
         match self.by_id.remove(&id) {
             Some((waiters, key)) => {
                 if let Some(k) = key {
@@ -41,7 +44,7 @@ impl Waiting {
     }
 }
 
-type Pending = Arc<Mutex<Waiting>>;
+pub(super) type Pending = Arc<Mutex<Waiting>>;
 
 /// Read-only methods whose identical concurrent calls may share one upstream request.
 const SINGLE_FLIGHT: &[&str] = &[
@@ -54,6 +57,13 @@ const SINGLE_FLIGHT: &[&str] = &[
     "blockchain.block.header",
     "blockchain.transaction.get",
 ];
+
+/// How a connection writes: the most requests in one JSON-RPC array, and the cost budget.
+#[derive(Debug, Clone, Copy)]
+pub struct Wire {
+    pub max_array: usize,
+    pub budget: Budget,
+}
 
 /// A server-initiated message (a subscription notification).
 #[derive(Debug, Clone)]
@@ -68,13 +78,17 @@ pub struct Notification {
 pub struct Connection {
     label: String,
     timeout: Duration,
-    outgoing: mpsc::UnboundedSender<Value>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
     pending: Pending,
     next_id: AtomicU64,
     closed: Arc<AtomicBool>,
     /// The server holds small replies (ElectrumX): pad small writes, see `writer::write_loop`.
     pad: Arc<AtomicBool>,
     notifications: broadcast::Sender<Notification>,
+    /// The estimate of the server's cost for this session, shared with the reader and writer.
+    meter: Arc<Mutex<Meter>>,
+    /// The chain tip and when it was learnt (an answer or a `headers.subscribe` notification).
+    tip: Arc<Mutex<Option<(u64, tokio::time::Instant)>>>,
     tasks: Vec<AbortHandle>,
 }
 
@@ -87,15 +101,17 @@ impl Drop for Connection {
 }
 
 impl Connection {
-    /// Opens the socket (and TLS), then sends `server.version` before anything else. `max_array`
-    /// bounds the requests of one JSON-RPC array.
-    pub async fn open(
+    /// Opens the socket (and TLS), then sends `server.version` before anything else. `wire`
+    /// bounds the requests of one JSON-RPC array and paces them; `meter` is the server's (the
+    /// hub keeps it across reconnects: ElectrumX keeps a closed session's cost for a while).
+    pub(super) async fn open(
         spec: &ServerSpec,
         client_name: &str,
-        max_array: usize,
+        wire: Wire,
+        meter: Arc<Mutex<Meter>>,
     ) -> Result<Arc<Connection>, ElectrumError> {
         let fut = async {
-            let conn = Self::open_transport(spec, max_array).await?;
+            let conn = Self::open_transport(spec, wire, meter).await?;
             let version = conn
                 .call("server.version", json!([client_name, ["1.2", "1.4"]]))
                 .await;
@@ -104,6 +120,9 @@ impl Connection {
                     let software = v[0].as_str().unwrap_or_default();
                     if software.starts_with("ElectrumX") {
                         conn.pad.store(true, Ordering::Release);
+                        // The cost model is ElectrumX's; other servers limit otherwise
+                        // (Fulcrum counts requests per IP) or not at all.
+                        lock(&conn.meter).set_budget(wire.budget);
                     }
                     Ok(conn)
                 }
@@ -124,7 +143,8 @@ impl Connection {
 
     async fn open_transport(
         spec: &ServerSpec,
-        max_array: usize,
+        wire: Wire,
+        meter: Arc<Mutex<Meter>>,
     ) -> Result<Arc<Connection>, ElectrumError> {
         let connect_err = |e: String| ElectrumError::Connect(spec.url.clone(), e);
         let tcp = TcpStream::connect((spec.host.as_str(), spec.port))
@@ -133,7 +153,7 @@ impl Connection {
         // Requests are small and latency-bound.
         let _ = tcp.set_nodelay(true);
         if !spec.tls {
-            return Ok(Self::start(spec, tcp, max_array));
+            return Ok(Self::start(spec, tcp, wire, meter));
         }
         let name = rustls::pki_types::ServerName::try_from(spec.host.clone())
             .map_err(|e| connect_err(format!("bad TLS server name: {e}")))?;
@@ -150,13 +170,14 @@ impl Connection {
                 };
                 connect_err(format!("TLS handshake failed: {e}{hint}"))
             })?;
-        Ok(Self::start(spec, tls, max_array))
+        Ok(Self::start(spec, tls, wire, meter))
     }
 
     fn start<S: AsyncRead + AsyncWrite + Send + 'static>(
         spec: &ServerSpec,
         stream: S,
-        max_array: usize,
+        wire: Wire,
+        meter: Arc<Mutex<Meter>>,
     ) -> Arc<Self> {
         let (read, write) = tokio::io::split(stream);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -165,7 +186,8 @@ impl Connection {
         // Small: a listener that falls behind forgets its cache, which is safe, and every
         // connection pays for this buffer whether or not a notification ever arrives.
         let (notify_tx, _) = broadcast::channel(32);
-        let arrays = Arc::new(super::arrays::Arrays::new(max_array));
+        let arrays = Arc::new(super::arrays::Arrays::new(wire.max_array));
+        let tip = Arc::new(Mutex::new(None));
         let reader = tokio::spawn(read_loop(
             Reader {
                 label: spec.url.clone(),
@@ -174,6 +196,8 @@ impl Connection {
                 notify: notify_tx.clone(),
                 arrays: arrays.clone(),
                 resend: tx.clone(),
+                meter: meter.clone(),
+                tip: tip.clone(),
             },
             read,
         ));
@@ -184,6 +208,7 @@ impl Connection {
             closed.clone(),
             pad.clone(),
             arrays,
+            meter.clone(),
         ));
         Arc::new(Connection {
             label: spec.url.clone(),
@@ -194,6 +219,8 @@ impl Connection {
             closed,
             pad,
             notifications: notify_tx,
+            meter,
+            tip,
             tasks: vec![reader.abort_handle(), writer.abort_handle()],
         })
     }
@@ -208,6 +235,20 @@ impl Connection {
         !self.closed.load(Ordering::Acquire)
     }
 
+    /// The tip height if learnt within `max_age`: once subscribed, the server pushes every new
+    /// tip, so asking again would only cost budget (a GUI polls `my_tx_history` every second).
+    pub fn known_tip(&self, max_age: Duration) -> Option<u64> {
+        let now = tokio::time::Instant::now();
+        lock(&self.tip)
+            .filter(|(_, at)| now.saturating_duration_since(*at) < max_age)
+            .map(|(h, _)| h)
+    }
+
+    /// Records the tip from an answer to `blockchain.headers.subscribe`.
+    pub fn note_tip(&self, height: u64) {
+        *lock(&self.tip) = Some((height, tokio::time::Instant::now()));
+    }
+
     /// Subscription notifications pushed by the server.
     pub fn notifications(&self) -> broadcast::Receiver<Notification> {
         self.notifications.subscribe()
@@ -219,11 +260,14 @@ impl Connection {
         if !self.is_alive() {
             return Err(ElectrumError::Closed(self.label.clone()));
         }
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
+        // A class of its own: an interactive call must not wait on a background request
+        // that is still queued behind the budget.
+        let class = budget::current();
         let key = SINGLE_FLIGHT
             .contains(&method)
-            .then(|| format!("{method}{params}"));
-        let id = {
+            .then(|| format!("{class:?}{method}{params}"));
+        let (id, fresh) = {
             let mut w = lock(&self.pending);
             let joined = key.as_ref().and_then(|k| w.by_key.get(k).copied());
             match joined {
@@ -232,7 +276,7 @@ impl Connection {
                         waiters.push(tx);
                     }
                     tracing::trace!(server = %self.label, method, id, "electrum request joined");
-                    None
+                    (id, false)
                 }
                 None => {
                     let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -240,27 +284,41 @@ impl Connection {
                         w.by_key.insert(k.clone(), id);
                     }
                     w.by_id.insert(id, (vec![tx], key));
-                    Some(id)
+                    (id, true)
                 }
             }
         };
-        if let Some(id) = id {
+        if fresh {
             tracing::trace!(server = %self.label, method, id, "electrum request");
             let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-            if self.outgoing.send(req).is_err() {
+            if self.outgoing.send(Outgoing { req, class }).is_err() {
                 lock(&self.pending).take(id);
                 return Err(ElectrumError::Closed(self.label.clone()));
             }
         }
-        match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(_)) => Err(ElectrumError::Closed(self.label.clone())),
-            Err(_) => {
+        // The time limit runs from when the request was written: waiting for the budget is
+        // not the server's silence.
+        loop {
+            let written = lock(&self.meter).written_at(id);
+            let limit = match written {
+                Some(at) => tokio::time::sleep_until(at + self.timeout),
+                None => tokio::time::sleep(self.timeout),
+            };
+            tokio::select! {
+                biased;
+                reply = &mut rx => {
+                    return reply.unwrap_or_else(|_| Err(ElectrumError::Closed(self.label.clone())));
+                }
+                _ = limit => {}
+            }
+            let written = lock(&self.meter).written_at(id);
+            let late = written.is_some_and(|at| tokio::time::Instant::now() >= at + self.timeout);
+            if late || !self.is_alive() {
                 // A server that went silent is not trusted with the next request either; the
                 // other requests waiting on it fail with the same reason.
                 let err = ElectrumError::Timeout(self.label.clone(), self.timeout);
                 self.shut(err.clone());
-                Err(err)
+                return Err(err);
             }
         }
     }
@@ -279,126 +337,16 @@ impl Connection {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic elsewhere must not wedge every later request.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn fail_all(pending: &Pending, reason: &ElectrumError) {
+pub(super) fn fail_all(pending: &Pending, reason: &ElectrumError) {
     let waiting = std::mem::take(&mut *lock(pending));
     for (_, (waiters, _)) in waiting.by_id {
         for tx in waiters {
             let _ = tx.send(Err(reason.clone()));
         }
-    }
-}
-
-/// What the reader task shares with the connection.
-struct Reader {
-    label: String,
-    pending: Pending,
-    closed: Arc<AtomicBool>,
-    notify: broadcast::Sender<Notification>,
-    arrays: Arc<super::arrays::Arrays>,
-    /// The writer's queue, to send a refused array's requests again one by one.
-    resend: mpsc::UnboundedSender<Value>,
-}
-
-async fn read_loop<R: AsyncRead + Unpin>(r: Reader, read: R) {
-    let Reader {
-        label,
-        pending,
-        closed,
-        notify,
-        arrays,
-        resend,
-    } = r;
-    let mut reader = BufReader::new(read);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let n = match (&mut reader)
-            .take(MAX_LINE)
-            .read_until(b'\n', &mut buf)
-            .await
-        {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::debug!(server = %label, error = %e, "electrum read failed");
-                break;
-            }
-        };
-        if n == 0 || (buf.last() != Some(&b'\n') && n as u64 >= MAX_LINE) {
-            break;
-        }
-        let msg: Value = match serde_json::from_slice(&buf) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(server = %label, error = %e, "electrum server sent invalid JSON; dropping connection");
-                break;
-            }
-        };
-        match msg {
-            Value::Array(items) => {
-                arrays.answered(&items);
-                items
-                    .into_iter()
-                    .for_each(|m| dispatch(&label, m, &pending, &notify))
-            }
-            m if is_refusal(&m) => match arrays.refused_array() {
-                Some(items) => {
-                    tracing::info!(server = %label, error = %m, "server refused a JSON-RPC array; sending single requests from now on");
-                    for item in items {
-                        if item.get("id").and_then(Value::as_u64) != Some(super::writer::FILLER_ID)
-                        {
-                            let _ = resend.send(item);
-                        }
-                    }
-                }
-                None => dispatch(&label, m, &pending, &notify),
-            },
-            m => dispatch(&label, m, &pending, &notify),
-        }
-    }
-    closed.store(true, Ordering::Release);
-    fail_all(&pending, &ElectrumError::Closed(label));
-}
-
-/// An error object that names no request: what a server that refuses arrays answers to one.
-fn is_refusal(msg: &Value) -> bool {
-    msg.get("error").is_some_and(|e| !e.is_null())
-        && msg.get("id").is_none_or(Value::is_null)
-        && msg.get("method").is_none()
-}
-
-fn dispatch(label: &str, msg: Value, pending: &Pending, notify: &broadcast::Sender<Notification>) {
-    if let Some(method) = msg.get("method").and_then(Value::as_str) {
-        let _ = notify.send(Notification {
-            method: method.to_string(),
-            params: msg.get("params").cloned().unwrap_or(Value::Null),
-        });
-        return;
-    }
-    let Some(id) = msg.get("id").and_then(Value::as_u64) else {
-        tracing::debug!(server = %label, "electrum reply without a usable id ignored");
-        return;
-    };
-    let waiters = lock(pending).take(id);
-    if waiters.is_empty() {
-        return;
-    }
-    let reply = match msg.get("error").filter(|e| !e.is_null()) {
-        Some(err) => {
-            let text = err
-                .get("message")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| err.to_string());
-            Err(ElectrumError::Rpc(label.to_string(), text))
-        }
-        None => Ok(msg.get("result").cloned().unwrap_or(Value::Null)),
-    };
-    for tx in waiters {
-        let _ = tx.send(reply.clone());
     }
 }

@@ -2,7 +2,8 @@
 //! talks to it over one connection, so a batch that touches many coins on one server costs one
 //! JSON-RPC array, not one per coin.
 
-use super::{Connection, ElectrumError, ServerSpec};
+use super::budget::Meter;
+use super::{Connection, ElectrumError, ServerSpec, Wire};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -11,8 +12,10 @@ type Key = (String, u16, bool, bool);
 /// The live connections by server; a connection closes when the last coin using it lets go.
 pub struct Hub {
     client_name: String,
-    max_array: usize,
+    wire: Wire,
     conns: Mutex<HashMap<Key, Weak<Connection>>>,
+    /// Each server's cost estimate, kept across reconnects while it is above zero.
+    meters: Mutex<HashMap<Key, Arc<Mutex<Meter>>>>,
     connecting: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -21,13 +24,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Hub {
-    /// A hub whose connections introduce themselves as `client_name` and send at most
-    /// `max_array` requests per JSON-RPC array.
-    pub fn new(client_name: String, max_array: usize) -> Hub {
+    /// A hub whose connections introduce themselves as `client_name` and write as `wire` says
+    /// (array size, cost budget).
+    pub fn new(client_name: String, wire: Wire) -> Hub {
         Hub {
             client_name,
-            max_array,
+            wire,
             conns: Mutex::default(),
+            meters: Mutex::default(),
             connecting: Mutex::default(),
         }
     }
@@ -66,7 +70,24 @@ impl Hub {
         if let Some(c) = self.live(&key) {
             return Ok(c);
         }
-        let opened = Connection::open(spec, &self.client_name, self.max_array).await;
+        let meter = {
+            let now = tokio::time::Instant::now();
+            let mut meters = lock(&self.meters);
+            // A meter back at zero, with no connection on it, holds nothing worth keeping.
+            meters.retain(|_, m| Arc::strong_count(m) > 1 || lock(m).level(now) > 0.0);
+            match meters.get(&key) {
+                Some(m) => {
+                    lock(m).reconnected(now);
+                    m.clone()
+                }
+                None => {
+                    let m = super::budget::new_meter();
+                    meters.insert(key.clone(), m.clone());
+                    m
+                }
+            }
+        };
+        let opened = Connection::open(spec, &self.client_name, self.wire, meter).await;
         let mut conns = lock(&self.conns);
         // Forget servers nobody uses any more, so both maps stay as small as the live set.
         conns.retain(|_, w| w.strong_count() > 0);

@@ -2,8 +2,10 @@
 //!
 //! - `conn`: one connection; same-instant requests leave as one JSON-RPC array, identical
 //!   concurrent reads share one upstream call.
-//! - `writer`: a connection's writer task, and the filler that keeps ElectrumX from holding small
-//!   replies.
+//! - `writer`: a connection's writer task: arrays cut to the cost budget, and the filler that
+//!   keeps ElectrumX from holding small replies; `reader`: its reader task.
+//! - `budget` and `costs`: the estimate of what ElectrumX charges the session, per request and
+//!   per byte, that paces the writer; background work leaves a reserve to interactive requests.
 //! - `hub`: connections shared by every coin that lists the same server.
 //! - `pool`: one coin's servers in priority order: failover, back-off, keep-alive pings, and a
 //!   balance cache kept fresh by scripthash subscriptions.
@@ -15,17 +17,21 @@
 //! KDF's handshake and turns requests made in the same instant into one JSON-RPC array.
 
 mod arrays;
+pub mod budget;
 mod cache;
 mod conn;
+mod costs;
 mod hub;
 mod pool;
+mod reader;
 mod reads;
 pub(crate) mod tls;
 mod watch;
 mod writer;
 
 pub use arrays::DEFAULT_MAX_ARRAY;
-pub use conn::{Connection, Notification};
+pub use budget::{background, Budget};
+pub use conn::{Connection, Notification, Wire};
 pub use hub::Hub;
 pub use pool::{Pool, PoolHandle};
 pub use reads::{HistoryItem, UnspentItem};

@@ -7,6 +7,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+/// How long a tip learnt from the server is used without asking again. The server pushes each
+/// new tip to a subscribed connection, so this only bounds a server that does not.
+const TIP_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// One `blockchain.scripthash.get_history` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct HistoryItem {
@@ -87,8 +91,13 @@ impl Pool {
             height: u64,
         }
         self.request(|conn| async move {
+            if let Some(h) = conn.known_tip(TIP_MAX_AGE) {
+                return Ok(h);
+            }
             let v = conn.call("blockchain.headers.subscribe", json!([])).await?;
-            typed::<Tip>(conn.label(), "blockchain.headers.subscribe", v).map(|t| t.height)
+            let h = typed::<Tip>(conn.label(), "blockchain.headers.subscribe", v)?.height;
+            conn.note_tip(h);
+            Ok(h)
         })
         .await
     }

@@ -133,7 +133,10 @@ async fn run(
                 *lock(&st) = SyncStatus::InProgress(json!({ "transactions_left": left }));
             }
         };
-        let wait = match sync::sync_once(&coin, &store, &progress).await {
+        // Bulk work: paced within the budget less the reserve, so the user's own requests on
+        // the same server never queue behind it.
+        let step = crate::electrum::background(sync::sync_once(&coin, &store, &progress));
+        let wait = match step.await {
             Ok(changed) => {
                 *lock(&status) = SyncStatus::Finished;
                 for d in changed {

@@ -1,6 +1,7 @@
 //! One coin's history sync: histories of every wallet scripthash in one round trip, new
-//! transactions and the outputs their inputs spend in batches, block times from headers, then
-//! one database transaction.
+//! transactions (newest first) and the outputs their inputs spend in chunks, each chunk with its
+//! block times committed on its own, then moves and removals in one database transaction. The
+//! caller runs it in the Electrum background class, so it is paced to the server's cost budget.
 
 use super::db::{self, Batch, Row};
 use super::derive::{self, Mine, PrevOuts};
@@ -160,10 +161,16 @@ pub async fn sync_once(
             _ => new_ids.push(id.clone()),
         }
     }
-    // Oldest first, so a spend and the tx it spends tend to share a chunk (no extra fetch).
+    // Newest first (the mempool, then by height down), so a long first sync fills the first
+    // page of `my_tx_history` (newest first) within its first chunk while the rest trickles in
+    // at the server's pace. Neighbours in height still share a chunk, so a spend and the tx it
+    // spends mostly come together (no extra fetch).
     new_ids.sort_by_key(|id| {
         let h = heights.get(id).copied().unwrap_or(0);
-        (if h == 0 { u64::MAX } else { h }, id.clone())
+        (
+            std::cmp::Reverse(if h == 0 { u64::MAX } else { h }),
+            id.clone(),
+        )
     });
     let seen = now();
     let mut times: HashMap<u64, u64> = HashMap::new();

@@ -119,6 +119,11 @@ pub struct Stack {
 impl Stack {
     /// Starts a fresh stack in its own run dir with free ports; `Err` carries start.sh's output.
     pub fn start(label: &str) -> Result<Stack, String> {
+        Self::start_with(label, &[])
+    }
+
+    /// As `start`, with extra ER_* settings for start.sh (e.g. `ER_COST_LIMITS=stock`).
+    pub fn start_with(label: &str, settings: &[(&str, &str)]) -> Result<Stack, String> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -155,7 +160,8 @@ impl Stack {
             let mut cmd = kit_command(&stack.run_dir, 300, "start.sh");
             cmd.env("ER_NODE_RPC_PORT", "0")
                 .env("ER_TCP_PORT", "0")
-                .env("ER_SSL_PORT", "0");
+                .env("ER_SSL_PORT", "0")
+                .envs(settings.iter().copied());
             kit_output(&stack.run_dir, cmd)
         };
         let out = match out {
@@ -218,6 +224,11 @@ impl Stack {
 
     pub fn miner(&self) -> &str {
         &self.env["MINER_ADDRESS"]
+    }
+
+    /// A KEY=VALUE that start.sh printed (e.g. `ELECTRUMX_ADMIN_PORT`, `NODE_RPC_USER`).
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.env.get(key).map(String::as_str)
     }
 
     /// Runs a kit script; panics with its output when it fails or runs past `limit_secs`.
