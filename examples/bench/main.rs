@@ -25,6 +25,9 @@ mod p1;
 mod p10_evm;
 mod p11_events;
 mod p12_login;
+mod p14_history;
+mod p14_reference;
+mod p14_sync_real;
 mod p3;
 mod p5;
 mod p6;
@@ -36,6 +39,7 @@ use p1::p1_p2_p4;
 use p10_evm::p10;
 use p11_events::p11;
 use p12_login::p12;
+use p14_history::p14;
 use p3::{loadavg, p3, serve_bare};
 use p5::{p5_p4idle, p7};
 use p6::p6;
@@ -299,6 +303,12 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         step("P12: Komodo Wallet login");
         let mut s = Section::default();
         p12(&args, &bin, &mut s).await?;
+        sections.push(s);
+    }
+    if args.wants("P14") {
+        step("P14: my_tx_history from the database; real-chain history sync");
+        let mut s = Section::default();
+        p14(&args, &bin, &mut s).await?;
         sections.push(s);
     }
     let out = match (&args.out, args.only.is_empty()) {

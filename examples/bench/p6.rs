@@ -8,7 +8,7 @@ pub(crate) struct Regtest {
 }
 
 impl Regtest {
-    fn start(pad_wait_ms: u64) -> anyhow::Result<(Regtest, HashMap<String, String>)> {
+    pub(crate) fn start(pad_wait_ms: u64) -> anyhow::Result<(Regtest, HashMap<String, String>)> {
         let script_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/electrum-regtest");
         let run_dir = tempfile::Builder::new()
             .prefix("kdfd-bench-regtest")
@@ -55,7 +55,7 @@ impl Regtest {
         Ok((rt, env))
     }
 
-    fn cmd(&self, script: &str) -> Command {
+    pub(crate) fn cmd(&self, script: &str) -> Command {
         let mut c = Command::new(self.script_dir.join(script));
         c.env("ER_RUN_DIR", self.run_dir.path())
             .env("ER_NODE_RPC_PORT", "0")
