@@ -219,8 +219,9 @@ async fn first_page_after_restart(
          parsed answer (limit 10 on even restarts, 100 on odd ones, so each is the first page; \
          every answer holds `total` {RESTART_TXS} and the page). Limit 10, ms: {} ({}); limit \
          100, ms: {} ({}). Lines the server received during the timed request: median {lm:.0}, \
-         max {lmax:.0}; requests among them, all restarts: {}; the answer's `sync_status` was not yet `Finished` in {in_progress} of \
-         {restarts} (the restart's re-sync runs beside it).",
+         max {lmax:.0}; requests among them, all restarts: {}; the answer's `sync_status` was \
+         not yet `Finished` in {in_progress} of {restarts} (the restart's re-sync runs beside \
+         it).",
         args.latency_ms,
         list_ms(&p10),
         p50_p99(&p10),

@@ -17,10 +17,15 @@ pub(crate) struct Tally {
     /// Lines holding nothing but `blockchain.headers.subscribe` (kdfd's tip read per page).
     pub(crate) tip_only_lines: usize,
     requests: BTreeMap<String, usize>,
+    /// When the first line and the last line that is not only a tip read arrived.
+    pub(crate) first_at: Option<Instant>,
+    pub(crate) last_work_at: Option<Instant>,
 }
 
 impl Tally {
     fn add(&mut self, line: &[u8]) {
+        let now = Instant::now();
+        self.first_at.get_or_insert(now);
         let Ok(v) = serde_json::from_slice::<Value>(line) else {
             self.lines += 1;
             return;
@@ -36,6 +41,8 @@ impl Tally {
         self.lines += 1;
         if methods.iter().all(|m| m == "blockchain.headers.subscribe") {
             self.tip_only_lines += 1;
+        } else {
+            self.last_work_at = Some(now);
         }
         for m in methods {
             *self.requests.entry(m).or_default() += 1;

@@ -2,7 +2,7 @@
 //! the regtest ElectrumX, next to a minimal client that fetches the same data in arrays of the
 //! same size. Both go through a counting proxy in the bench, so their lines are counted alike.
 
-use super::p14_reference::{reference, Proxy, CHUNK};
+use super::p14_reference::{reference, Proxy, Tally, CHUNK};
 use super::p6::Regtest;
 use super::p8_hd::v2;
 use super::*;
@@ -53,7 +53,10 @@ async fn fund(stack: &Regtest, env: &HashMap<String, String>, address: &str) -> 
     let mut sent = 0;
     while sent < TXS {
         let batch: Vec<Value> = (sent..TXS.min(sent + SENDS_PER_BLOCK))
-            .map(|i| json!({"jsonrpc": "1.0", "id": i, "method": "sendtoaddress", "params": [address, 0.001]}))
+            .map(|i| {
+                json!({"jsonrpc": "1.0", "id": i, "method": "sendtoaddress",
+                    "params": [address, 0.001]})
+            })
             .collect();
         let answers = node(env, &Value::Array(batch)).await?;
         let answers = answers
@@ -84,7 +87,8 @@ async fn fund(stack: &Regtest, env: &HashMap<String, String>, address: &str) -> 
 }
 
 /// One kdfd: activation with `tx_history: true` to `Finished` with every transaction.
-async fn kdfd_sync(bin: &Path, ltcr: &Value, url: &str) -> anyhow::Result<Duration> {
+/// Returns the time taken and the instant the finished page arrived.
+async fn kdfd_sync(bin: &Path, ltcr: &Value, url: &str) -> anyhow::Result<(Duration, Instant)> {
     let db = tempfile::tempdir()?;
     let mut conf = base_conf(json!([ltcr]));
     conf["dbdir"] = json!(db.path().to_string_lossy());
@@ -113,9 +117,9 @@ async fn kdfd_sync(bin: &Path, ltcr: &Value, url: &str) -> anyhow::Result<Durati
         }
         tokio::time::sleep(POLL).await;
     }
-    let took = t0.elapsed();
+    let (took, end) = (t0.elapsed(), Instant::now());
     d.stop(Duration::from_secs(10)).await;
-    Ok(took)
+    Ok((took, end))
 }
 
 pub(crate) async fn sync_real(args: &Args, bin: &Path, out: &mut Section) -> anyhow::Result<()> {
@@ -173,15 +177,27 @@ pub(crate) async fn sync_real(args: &Args, bin: &Path, out: &mut Section) -> any
     let want = reference(&proxy.url, &p2pkh).await?;
     proxy.take();
     let (mut k_ms, mut r_ms, mut k_tally, mut r_tally) = (vec![], vec![], None, None);
+    // From the first line to the last sync line, and from that line to the end.
+    let (mut k_span, mut k_tail, mut r_span, mut r_tail) = (vec![], vec![], vec![], vec![]);
+    let split = |t: &Tally, end: Instant, span: &mut Vec<f64>, tail: &mut Vec<f64>| {
+        if let (Some(a), Some(b)) = (t.first_at, t.last_work_at) {
+            span.push(ms(b - a));
+            tail.push(ms(end.saturating_duration_since(b)));
+        }
+    };
     // Twice the usual reps: the pairs share the 2 cores with the node and ElectrumX.
     for _ in 0..2 * args.reps {
-        let t = kdfd_sync(bin, &ltcr, &proxy.url).await?;
+        let (t, end) = kdfd_sync(bin, &ltcr, &proxy.url).await?;
         k_ms.push(ms(t));
-        k_tally = Some(proxy.take());
+        let tally = proxy.take();
+        split(&tally, end, &mut k_span, &mut k_tail);
+        k_tally = Some(tally);
         let t = Instant::now();
         let got = reference(&proxy.url, &p2pkh).await?;
         r_ms.push(ms(t.elapsed()));
-        r_tally = Some(proxy.take());
+        let tally = proxy.take();
+        split(&tally, Instant::now(), &mut r_span, &mut r_tail);
+        r_tally = Some(tally);
         if got != want {
             bail!("the reference fetched {got} transactions, {want} the first time");
         }
@@ -228,8 +244,12 @@ pub(crate) async fn sync_real(args: &Args, bin: &Path, out: &mut Section) -> any
          (fees), one `blockchain.block.header` array for new heights), {want} transactions in \
          all; one untimed reference fetch first warms ElectrumX, then kdfd and the reference \
          alternate ({} pairs). kdfd, ms: {}; reference, ms: {}; kdfd/reference per pair: median \
-         {pm:.2}×, min {pmin:.2}×, max {pmax:.2}×. Requests of the last kdfd run ({} lines, {} \
-         of them only a tip read): {}; of the last reference run ({} lines): {}. Measured on main, \
+         {pm:.2}×, min {pmin:.2}×, max {pmax:.2}×. Medians from the first line each sent to its \
+         last sync line (not a tip read): kdfd {:.0} ms, reference {:.0} ms; from that line to \
+         the end (the last answer, and for kdfd the last chunk's derive and commit and the poll \
+         that saw `Finished`): kdfd {:.0} ms, reference {:.0} ms. Requests of the last kdfd \
+         run ({} lines, {} of them only a tip read): {}; of the last reference run ({} lines): \
+         {}. Measured on main, \
          which has no ElectrumX cost pacing: branch `pace` adds a default budget that slows a \
          sync this size on purpose; pacing's cost is measured by `tests/electrum_pacing.rs`, not \
          here.",
@@ -237,6 +257,10 @@ pub(crate) async fn sync_real(args: &Args, bin: &Path, out: &mut Section) -> any
         k_ms.len(),
         list_ms(&k_ms),
         list_ms(&r_ms),
+        median_min_max(&k_span).0,
+        median_min_max(&r_span).0,
+        median_min_max(&k_tail).0,
+        median_min_max(&r_tail).0,
         k.lines,
         k.tip_only_lines,
         k.summary(),
