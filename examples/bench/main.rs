@@ -26,6 +26,9 @@ mod p10_evm;
 mod p11_events;
 mod p12_login;
 mod p13_events_real;
+mod p14_history;
+mod p14_reference;
+mod p14_sync_real;
 mod p3;
 mod p5;
 mod p6;
@@ -38,6 +41,7 @@ use p10_evm::p10;
 use p11_events::p11;
 use p12_login::p12;
 use p13_events_real::p13;
+use p14_history::p14;
 use p3::{loadavg, p3, serve_bare};
 use p5::{p5_p4idle, p7};
 use p6::p6;
@@ -307,6 +311,12 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         step("P13: real payment to BALANCE event; WebSocket vs HTTP batch");
         let mut s = Section::default();
         p13(&bin, &mut s).await?;
+        sections.push(s);
+    }
+    if args.wants("P14") {
+        step("P14: my_tx_history from the database; real-chain history sync");
+        let mut s = Section::default();
+        p14(&args, &bin, &mut s).await?;
         sections.push(s);
     }
     let out = match (&args.out, args.only.is_empty()) {
