@@ -550,7 +550,7 @@ async fn task_withdraw_flow() {
         .await;
     assert_eq!(
         (status, v["error_type"].clone()),
-        (400, json!("NoSuchCoin")),
+        (404, json!("NoSuchCoin")),
         "{v}"
     );
 }

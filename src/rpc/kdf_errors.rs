@@ -128,7 +128,7 @@ pub fn coin_creation(ticker: &str, error: &str) -> RpcError {
     )
 }
 
-/// `NoSuchCoin` of the HD methods.
+/// `NoSuchCoin` as KDF's HD and withdraw errors answer it (404).
 pub fn hd_no_such_coin(coin: &str) -> RpcError {
     kdf(
         404,

@@ -6,7 +6,7 @@ use super::address::{active_coin, signer, validate, AddressSelector};
 use super::tasks::{cancel_of, client_id, outcome, status_of};
 use super::{required_str, Reply, RpcError};
 use crate::coins::withdraw::{self, Unspent, WithdrawError, WithdrawSpec};
-use crate::coins::{format_amount, parse_address, script_pubkey};
+use crate::coins::{format_amount, parse_address, script_pubkey, UtxoCoin};
 use crate::ctx::Ctx;
 use crate::tasks::Progress;
 use rust_decimal::Decimal;
@@ -83,7 +83,7 @@ fn step(progress: Option<&Progress>, stage: &str) {
 
 /// Builds and signs the withdrawal; KDF's `TransactionDetails`.
 async fn run(ctx: &Ctx, req: WithdrawReq, progress: Option<&Progress>) -> Result<Value, RpcError> {
-    let coin = active_coin(ctx, &req.coin)?;
+    let coin = withdraw_coin(ctx, &req.coin)?;
     let conf = coin.conf.clone();
     let to_kind = validate(&conf, &req.to)
         .map_err(|e| RpcError::Withdraw(WithdrawError::InvalidAddress(e)))?;
@@ -184,6 +184,14 @@ async fn run(ctx: &Ctx, req: WithdrawReq, progress: Option<&Progress>) -> Result
     }))
 }
 
+/// The coin a withdraw spends from; KDF's `WithdrawError::NoSuchCoin` is a 404.
+fn withdraw_coin(ctx: &Ctx, ticker: &str) -> Result<Arc<UtxoCoin>, RpcError> {
+    active_coin(ctx, ticker).map_err(|e| match e {
+        RpcError::NoSuchCoin(c) => crate::rpc::kdf_errors::hd_no_such_coin(&c),
+        other => other,
+    })
+}
+
 /// `withdraw` (legacy and v2): the signed transaction's details, not broadcast.
 pub async fn withdraw(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
     let req: WithdrawReq = super::parse(params)?;
@@ -194,7 +202,7 @@ pub async fn withdraw(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
 pub async fn init(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
     let client = client_id(&params)?;
     let req: WithdrawReq = super::parse(params)?;
-    active_coin(&ctx, &req.coin)?;
+    withdraw_coin(&ctx, &req.coin)?;
     let task_ctx = ctx.clone();
     let id = ctx
         .tasks
