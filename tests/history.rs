@@ -333,6 +333,45 @@ async fn hd_targets() {
             "{bad} → {e}"
         );
     }
+
+    // A second address, then two payments to the first: the first change re-syncs both
+    // addresses (the script set changed, so every entry is derived again), the second only the
+    // address whose status changed.
+    let (_, n) = k
+        .post(&v2(
+            "get_new_address",
+            json!({"coin": "RICK", "account_id": 0, "chain": "External"}),
+        ))
+        .await;
+    assert!(n["result"]["new_address"]["address"].is_string(), "{n}");
+    let mut ids = vec![ida.clone()];
+    for (i, value) in [(2u8, COIN), (3u8, 2 * COIN)] {
+        // Its input's transaction too: the fee needs the amount spent.
+        let funding = tx(
+            &[(Txid::from_byte_array([i; 32]), 0)],
+            &[(value + 1000, other_script())],
+        );
+        let p = tx(&[(funding.compute_txid(), 0)], &[(value, script_of(&addr))]);
+        let id = p.compute_txid().to_string();
+        fake.add_tx(&funding.compute_txid().to_string(), &hex(&raw(&funding)));
+        fake.add_tx(&id, &hex(&raw(&p)));
+        ids.push(id);
+        fake.reset_counters();
+        let items: Vec<(&str, i64)> = ids.iter().map(|t| (t.as_str(), 99)).collect();
+        fake.set_history(&sh, &items);
+        fake.set_balance(&sh, 3 * COIN as i64 + i as i64, 0);
+        let total = ids.len();
+        wait_for(&k, json!({"coin": "RICK", "target": account}), |r| {
+            r["total"] == total
+        })
+        .await;
+        let histories = fake.method_count("blockchain.scripthash.get_history");
+        if i == 2 {
+            assert!(histories >= 2, "payment {i}: {histories} get_history items");
+        } else {
+            assert_eq!(histories, 1, "payment {i}: get_history items");
+        }
+    }
 }
 
 /// 2000 transactions for one address: how many lines (JSON-RPC arrays) the first sync sends and

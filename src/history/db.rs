@@ -68,6 +68,23 @@ pub fn known(
     Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
 }
 
+/// The stored txs of a coin that touch any of `addresses`.
+pub fn touching(
+    conn: &Connection,
+    coin: &str,
+    addresses: &[String],
+) -> Result<HashSet<String>, StoreError> {
+    let mut st = conn.prepare("SELECT tx_hash FROM tx_address WHERE coin = ?1 AND address = ?2")?;
+    let mut out = HashSet::new();
+    for a in addresses {
+        let rows = st.query_map(params![coin, a], |r| r.get::<_, String>(0))?;
+        for r in rows {
+            out.insert(r?);
+        }
+    }
+    Ok(out)
+}
+
 /// Applies a sync step atomically; returns the details of every new or changed entry (an upsert
 /// whose details equal the stored ones is neither).
 pub fn apply(conn: &mut Connection, coin: &str, b: &Batch) -> Result<Vec<Value>, StoreError> {

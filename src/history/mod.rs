@@ -5,8 +5,10 @@
 //! - `db`: the tables (store migration 2) and their SQL.
 //! - `sync`: one sync step over Electrum.
 //!
-//! Re-sync granularity: any change notification of the coin's pool re-syncs every scripthash of
-//! the coin (one `get_history` array, so one round trip); only new transactions are fetched.
+//! Re-sync granularity: a status notification re-syncs the scripthashes that changed (gathered
+//! over a short debounce); the first sync, a change stream that fell behind, a new HD address and
+//! the fallback poll re-sync every scripthash of the coin (one `get_history` array). Only new
+//! transactions are fetched either way.
 
 pub mod db;
 pub mod derive;
@@ -15,7 +17,7 @@ pub mod sync;
 use crate::coins::utxo::UtxoCoin;
 use crate::store::Store;
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -124,6 +126,8 @@ async fn run(
     events: broadcast::Sender<(String, Value)>,
 ) {
     let ticker = coin.ticker().to_string();
+    // None: every scripthash; Some: the ones whose status changed since the last step.
+    let mut only: Option<HashSet<String>> = None;
     loop {
         // Subscribe before syncing so a change during the sync is not lost.
         let mut changes = coin.pool.changes();
@@ -135,7 +139,10 @@ async fn run(
         };
         // Bulk work: paced within the budget less the reserve, so the user's own requests on
         // the same server never queue behind it.
-        let step = crate::electrum::background(sync::sync_once(&coin, &store, &progress));
+        let step =
+            crate::electrum::background(sync::sync_once(&coin, &store, &progress, only.as_ref()));
+        // A failed step is retried whole.
+        let mut all = false;
         let wait = match step.await {
             Ok(changed) => {
                 *lock(&status) = SyncStatus::Finished;
@@ -147,16 +154,30 @@ async fn run(
             Err(e) => {
                 tracing::warn!(coin = %ticker, error = %e, "history sync failed");
                 *lock(&status) = SyncStatus::Error(json!({"code": -1, "message": e.to_string()}));
+                all = true;
                 RETRY
             }
         };
-        // A lagged receiver just re-syncs; a closed one means the pool is gone.
-        if let Ok(Err(broadcast::error::RecvError::Closed)) =
-            tokio::time::timeout(wait, changes.recv()).await
-        {
-            return;
+        // A change names its scripthash; a lagged receiver (which changed is lost) or the
+        // fallback poll re-syncs them all; a closed one means the pool is gone.
+        let mut changed = HashSet::new();
+        match tokio::time::timeout(wait, changes.recv()).await {
+            Ok(Ok(c)) => {
+                changed.insert(c.scripthash);
+            }
+            Ok(Err(broadcast::error::RecvError::Closed)) => return,
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) | Err(_) => all = true,
         }
         tokio::time::sleep(DEBOUNCE).await;
-        while changes.try_recv().is_ok() {}
+        loop {
+            match changes.try_recv() {
+                Ok(c) => {
+                    changed.insert(c.scripthash);
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => all = true,
+                Err(_) => break,
+            }
+        }
+        only = (!all).then_some(changed);
     }
 }

@@ -12,7 +12,7 @@ use crate::store::{Store, StoreError};
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::Txid;
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// How many calls one JSON-RPC array carries, to stay within server limits.
 pub const CHUNK: usize = 100;
@@ -29,7 +29,7 @@ pub enum SyncError {
 
 /// The wallet's scripts: the enabled address (Iguana) or every known address of every account
 /// (HD), each with its address script's scripthash.
-pub async fn wallet_scripts(coin: &UtxoCoin) -> (Mine, Vec<String>) {
+pub async fn wallet_scripts(coin: &UtxoCoin) -> (Mine, Vec<(String, String)>) {
     let mut list: Vec<(String, Option<String>)> = Vec::new();
     match &coin.hd {
         None => list.push((coin.address.clone(), coin.scripthashes.first().cloned())),
@@ -48,10 +48,10 @@ pub async fn wallet_scripts(coin: &UtxoCoin) -> (Mine, Vec<String>) {
             continue;
         };
         mine.scripts
-            .insert(crate::coins::address::script_pubkey(&kind), address);
+            .insert(crate::coins::address::script_pubkey(&kind), address.clone());
         if let Some(sh) = sh {
-            if !shs.contains(&sh) {
-                shs.push(sh);
+            if !shs.iter().any(|(s, _)| *s == sh) {
+                shs.push((sh, address));
             }
         }
     }
@@ -112,23 +112,28 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// One sync step. `progress` hears how many transactions are left to fetch. Returns the
-/// details of every new or changed entry.
+/// One sync step, of every wallet scripthash (`only` None) or of the ones that changed.
+/// `progress` hears how many transactions are left to fetch. Returns the details of every new or
+/// changed entry.
 pub async fn sync_once(
     coin: &UtxoCoin,
     store: &Store,
     progress: &(dyn Fn(usize) + Send + Sync),
+    only: Option<&HashSet<String>>,
 ) -> Result<Vec<Value>, SyncError> {
     let ticker = coin.ticker().to_string();
-    let (mine, shs) = wallet_scripts(coin).await;
+    let (mine, pairs) = wallet_scripts(coin).await;
+    let shs: Vec<String> = pairs.iter().map(|(s, _)| s.clone()).collect();
     // Subscribes the scripthashes (with the balance cache on), so their changes reach us.
     coin.pool.balances(&shs).await?;
-    let histories = coin.pool.histories(&shs).await?;
-    let mut heights: HashMap<String, u64> = HashMap::new();
-    for item in histories.into_iter().flatten() {
-        let h = u64::try_from(item.height).unwrap_or(0);
-        let e = heights.entry(item.tx_hash).or_insert(h);
-        *e = (*e).max(h);
+    let (asked, addresses): (Vec<String>, Vec<String>) = pairs
+        .iter()
+        .filter(|(s, _)| only.is_none_or(|o| o.contains(s)))
+        .cloned()
+        .unzip();
+    if asked.is_empty() {
+        // A change of a script history does not cover (a P2PK scripthash).
+        return Ok(Vec::new());
     }
     let mut keys: Vec<&String> = shs.iter().collect();
     keys.sort();
@@ -141,11 +146,31 @@ pub async fn sync_once(
     let t = ticker.clone();
     let key = scripts_key.clone();
     let known = store.call(move |c| db::known(c, &t, &key)).await?;
-
+    if only.is_some() && known.values().any(|k| !k.current) {
+        // The script set changed (a new HD address): every entry is derived again, so every
+        // scripthash's history is needed.
+        return Box::pin(sync_once(coin, store, progress, None)).await;
+    }
+    let histories = coin.pool.histories(&asked).await?;
+    let mut heights: HashMap<String, u64> = HashMap::new();
+    for item in histories.into_iter().flatten() {
+        let h = u64::try_from(item.height).unwrap_or(0);
+        let e = heights.entry(item.tx_hash).or_insert(h);
+        *e = (*e).max(h);
+    }
+    // Only entries of the addresses asked about can have left their histories.
+    let in_scope: Option<HashSet<String>> = match only {
+        None => None,
+        Some(_) => {
+            let t = ticker.clone();
+            Some(store.call(move |c| db::touching(c, &t, &addresses)).await?)
+        }
+    };
     let mut batch = Batch {
         remove: known
             .keys()
             .filter(|h| !heights.contains_key(*h))
+            .filter(|h| in_scope.as_ref().is_none_or(|s| s.contains(*h)))
             .cloned()
             .collect(),
         ..Default::default()
