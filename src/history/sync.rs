@@ -201,7 +201,9 @@ pub async fn sync_once(
     let mut times: HashMap<u64, u64> = HashMap::new();
     let mut changed = Vec::new();
     // Each chunk is fetched, derived and committed on its own: a long first sync keeps what it
-    // has done if it fails half-way, and memory stays bounded.
+    // has done if it fails half-way, and memory stays bounded. A chunk's commit (an fsync) runs
+    // while the next chunk is fetched; at most one is in flight.
+    let mut committing = None;
     for (i, chunk) in new_ids.chunks(CHUNK).enumerate() {
         progress(new_ids.len() - i * CHUNK);
         let txs = fetch_txs(coin, chunk).await?;
@@ -246,8 +248,14 @@ pub async fn sync_once(
                 scripts_key: scripts_key.clone(),
             });
         }
+        if let Some(previous) = committing.take() {
+            changed.extend(previous.await?);
+        }
         let t = ticker.clone();
-        changed.extend(store.call(move |c| db::apply(c, &t, &part)).await?);
+        committing = Some(store.submit(move |c| db::apply(c, &t, &part)));
+    }
+    if let Some(last) = committing.take() {
+        changed.extend(last.await?);
     }
     progress(0);
     // Then moves and removals, in one transaction.

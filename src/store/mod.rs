@@ -153,12 +153,25 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
     {
+        self.submit(f).await
+    }
+
+    /// Queues `f` now and returns its result to await later, so a caller can go on (fetch the
+    /// next chunk) while the database thread writes. Jobs run in the order they were queued.
+    pub fn submit<R, F>(&self, f: F) -> impl std::future::Future<Output = Result<R, StoreError>>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let _ = tx.send(f(conn));
         });
-        self.tx.send(job).map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        let queued = self.tx.send(job).map_err(|_| StoreError::Closed);
+        async move {
+            queued?;
+            rx.await.map_err(|_| StoreError::Closed)?
+        }
     }
 
     /// The schema version of the open database.

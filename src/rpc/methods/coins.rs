@@ -94,7 +94,9 @@ pub async fn electrum(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
         requires_notarization: r.requires_notarization,
         format: parse_address_format(r.address_format.as_ref()).map_err(RpcError::InvalidParams)?,
         hd: Default::default(),
-        want_tip: false,
+        // History pages need the tip: read with the first balance (same array), it is known
+        // before the first `my_tx_history` (and kept current by header notifications).
+        want_tip: r.tx_history.unwrap_or(false),
         original: {
             let mut r = req.clone();
             if let Some(o) = r.as_object_mut() {
