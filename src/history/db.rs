@@ -52,7 +52,7 @@ pub fn known(
     coin: &str,
     scripts_key: &str,
 ) -> Result<HashMap<String, Known>, StoreError> {
-    let mut st = conn.prepare(
+    let mut st = conn.prepare_cached(
         "SELECT tx_hash, height, timestamp, scripts_key FROM tx_history WHERE coin = ?1",
     )?;
     let rows = st.query_map([coin], |r| {
@@ -74,7 +74,8 @@ pub fn touching(
     coin: &str,
     addresses: &[String],
 ) -> Result<HashSet<String>, StoreError> {
-    let mut st = conn.prepare("SELECT tx_hash FROM tx_address WHERE coin = ?1 AND address = ?2")?;
+    let mut st =
+        conn.prepare_cached("SELECT tx_hash FROM tx_address WHERE coin = ?1 AND address = ?2")?;
     let mut out = HashSet::new();
     for a in addresses {
         let rows = st.query_map(params![coin, a], |r| r.get::<_, String>(0))?;
@@ -192,8 +193,9 @@ pub fn slice(
     let filter: Option<HashSet<String>> = match addresses {
         None => None,
         Some(list) => {
-            let mut st =
-                conn.prepare("SELECT tx_hash FROM tx_address WHERE coin = ?1 AND address = ?2")?;
+            let mut st = conn.prepare_cached(
+                "SELECT tx_hash FROM tx_address WHERE coin = ?1 AND address = ?2",
+            )?;
             let mut set = HashSet::new();
             for a in list {
                 for h in st.query_map(params![coin, a], |r| r.get::<_, String>(0))? {
@@ -203,7 +205,7 @@ pub fn slice(
             Some(set)
         }
     };
-    let mut st = conn.prepare(
+    let mut st = conn.prepare_cached(
         "SELECT tx_hash FROM tx_history WHERE coin = ?1
          ORDER BY (height = 0) DESC, height DESC, tx_hash ASC",
     )?;
@@ -222,7 +224,7 @@ pub fn slice(
         },
     };
     let mut get =
-        conn.prepare("SELECT details FROM tx_history WHERE coin = ?1 AND tx_hash = ?2")?;
+        conn.prepare_cached("SELECT details FROM tx_history WHERE coin = ?1 AND tx_hash = ?2")?;
     let mut entries = Vec::new();
     for h in order.iter().skip(skipped).take(limit) {
         let d: String = get.query_row(params![coin, h], |r| r.get(0))?;
