@@ -129,7 +129,7 @@ pub(crate) async fn sync_real(args: &Args, bin: &Path, out: &mut Section) -> any
     let scenario = format!(
         "P14 history sync of {TXS} transactions on one address, real regtest ElectrumX: kdfd \
          (`electrum` with `tx_history: true` → `Finished`) vs a minimal client fetching the same \
-         data in arrays of the same size (pacing off: main has none)"
+         data in arrays of the same size (pacing off: `electrum_cost_budget` 0)"
     );
     let started = Instant::now();
     let (stack, env) = match Regtest::start(0) {
