@@ -139,6 +139,22 @@ struct Row {
     cmd: String,
 }
 
+impl Row {
+    /// A row whose scenario could not run (e.g. the regtest stack did not start), with why.
+    fn not_run(scenario: impl Into<String>, goal: &str, id: &str, e: &anyhow::Error) -> Row {
+        Row {
+            scenario: scenario.into(),
+            median: "—".into(),
+            min: "—".into(),
+            max: "—".into(),
+            ratio: format!("not run: {}", format!("{e:#}").replace('\n', " ")),
+            goal: goal.into(),
+            met: Met::NotRun,
+            cmd: cmd(id),
+        }
+    }
+}
+
 /// Everything a scenario adds to the report.
 #[derive(Default)]
 struct Section {

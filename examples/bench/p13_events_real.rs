@@ -136,16 +136,7 @@ async fn payments(bin: &Path, out: &mut Section) -> anyhow::Result<()> {
     let (stack, env) = match Regtest::start(0) {
         Ok(v) => v,
         Err(e) => {
-            out.rows.push(Row {
-                scenario: scenario.into(),
-                median: "—".into(),
-                min: "—".into(),
-                max: "—".into(),
-                ratio: format!("not run: {}", format!("{e:#}").replace('\n', " ")),
-                goal: "reported".into(),
-                met: Met::NotRun,
-                cmd: cmd("P13"),
-            });
+            out.rows.push(Row::not_run(scenario, "reported", "P13", &e));
             return Ok(());
         }
     };

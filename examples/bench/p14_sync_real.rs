@@ -135,16 +135,7 @@ pub(crate) async fn sync_real(args: &Args, bin: &Path, out: &mut Section) -> any
     let (stack, env) = match Regtest::start(0) {
         Ok(v) => v,
         Err(e) => {
-            out.rows.push(Row {
-                scenario,
-                median: "—".into(),
-                min: "—".into(),
-                max: "—".into(),
-                ratio: format!("not run: {}", format!("{e:#}").replace('\n', " ")),
-                goal: "≤ 1.3×".into(),
-                met: Met::NotRun,
-                cmd: cmd("P14"),
-            });
+            out.rows.push(Row::not_run(scenario, "≤ 1.3×", "P14", &e));
             return Ok(());
         }
     };

@@ -239,17 +239,8 @@ pub(crate) async fn p6(args: &Args, bin: &Path, out: &mut Section) -> anyhow::Re
     let (stack, env) = match Regtest::start(1000) {
         Ok(v) => v,
         Err(e) => {
-            let reason = format!("{e:#}").replace('\n', " ");
-            out.rows.push(Row {
-                scenario: scenario(true),
-                median: "—".into(),
-                min: "—".into(),
-                max: "—".into(),
-                ratio: format!("not run: {reason}"),
-                goal: "≤ 100 ms".into(),
-                met: Met::NotRun,
-                cmd: cmd("P6"),
-            });
+            out.rows
+                .push(Row::not_run(scenario(true), "≤ 100 ms", "P6", &e));
             return Ok(());
         }
     };
