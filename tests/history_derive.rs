@@ -185,11 +185,14 @@ async fn store_order_moves_removals_and_targets() {
         .await
         .unwrap();
     assert_eq!(changed.len(), 4);
-    let all = store.call(|c| db::list(c, "T", None)).await.unwrap();
+    let all = store
+        .call(|c| kdfd::history::pages::list(c, "T", None))
+        .await
+        .unwrap();
     // Unmined first, then height descending, ties by hash.
     assert_eq!(hashes(&all), ["cc", "ab", "bb", "aa"]);
     let y = store
-        .call(|c| db::list(c, "T", Some(&["Y".to_string()])))
+        .call(|c| kdfd::history::pages::list(c, "T", Some(&["Y".to_string()])))
         .await
         .unwrap();
     assert_eq!(hashes(&y), ["cc", "bb"]);
@@ -205,7 +208,10 @@ async fn store_order_moves_removals_and_targets() {
         .unwrap();
     // bb again with the same details is no change (no second TX_HISTORY event); cc moved is.
     assert_eq!(hashes(&changed), ["cc"]);
-    let all = store.call(|c| db::list(c, "T", None)).await.unwrap();
+    let all = store
+        .call(|c| kdfd::history::pages::list(c, "T", None))
+        .await
+        .unwrap();
     assert_eq!(hashes(&all), ["cc", "ab", "bb"]);
     assert_eq!(all[0]["block_height"], 13);
     assert_eq!(all[0]["timestamp"], 99);
@@ -217,7 +223,7 @@ async fn store_order_moves_removals_and_targets() {
     assert!(!other["cc"].current, "a new script set re-derives");
     // Other coins do not see these.
     assert!(store
-        .call(|c| db::list(c, "U", None))
+        .call(|c| kdfd::history::pages::list(c, "U", None))
         .await
         .unwrap()
         .is_empty());

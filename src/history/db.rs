@@ -1,6 +1,6 @@
-//! The SQL the history sync and the RPC methods run on the history tables (their schema is
-//! store migration 2, in `store::MIGRATIONS`). Plain sync functions: they run on the store's
-//! thread through `Store::call`.
+//! The SQL the history sync runs on the history tables (their schema is store migrations 2 and
+//! 3, in `store::MIGRATIONS`; the pages `my_tx_history` reads are in `pages`). Plain sync
+//! functions: they run on the store's thread through `Store::call`.
 
 use crate::store::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -163,90 +163,4 @@ pub fn apply(conn: &mut Connection, coin: &str, b: &Batch) -> Result<Vec<Value>,
     }
     tx.commit()?;
     Ok(changed)
-}
-
-/// Where a page starts: after `n` entries, or after the entry with this id.
-#[derive(Debug, Clone)]
-pub enum Start {
-    Skip(usize),
-    After(String),
-}
-
-/// One page and where it sits.
-#[derive(Debug, Clone)]
-pub struct Slice {
-    pub total: usize,
-    pub skipped: usize,
-    pub entries: Vec<Value>,
-}
-
-/// A page of a coin's entries, newest first: unmined first, then by height descending, then by
-/// hash. With `addresses`, only entries touching one of them. Only the page's details are read
-/// and parsed. `None` when `Start::After` names no entry.
-pub fn slice(
-    conn: &Connection,
-    coin: &str,
-    addresses: Option<&[String]>,
-    start: &Start,
-    limit: usize,
-) -> Result<Option<Slice>, StoreError> {
-    let filter: Option<HashSet<String>> = match addresses {
-        None => None,
-        Some(list) => {
-            let mut st = conn.prepare_cached(
-                "SELECT tx_hash FROM tx_address WHERE coin = ?1 AND address = ?2",
-            )?;
-            let mut set = HashSet::new();
-            for a in list {
-                for h in st.query_map(params![coin, a], |r| r.get::<_, String>(0))? {
-                    set.insert(h?);
-                }
-            }
-            Some(set)
-        }
-    };
-    let mut st = conn.prepare_cached(
-        "SELECT tx_hash FROM tx_history WHERE coin = ?1
-         ORDER BY (height = 0) DESC, height DESC, tx_hash ASC",
-    )?;
-    let mut order = Vec::new();
-    for h in st.query_map([coin], |r| r.get::<_, String>(0))? {
-        let h = h?;
-        if filter.as_ref().is_none_or(|f| f.contains(&h)) {
-            order.push(h);
-        }
-    }
-    let skipped = match start {
-        Start::Skip(n) => *n,
-        Start::After(id) => match order.iter().position(|h| h == id) {
-            Some(i) => i + 1,
-            None => return Ok(None),
-        },
-    };
-    let mut get =
-        conn.prepare_cached("SELECT details FROM tx_history WHERE coin = ?1 AND tx_hash = ?2")?;
-    let mut entries = Vec::new();
-    for h in order.iter().skip(skipped).take(limit) {
-        let d: String = get.query_row(params![coin, h], |r| r.get(0))?;
-        entries.push(
-            serde_json::from_str(&d)
-                .map_err(|e| StoreError::Invalid(format!("stored details of {h}: {e}")))?,
-        );
-    }
-    Ok(Some(Slice {
-        total: order.len(),
-        skipped,
-        entries,
-    }))
-}
-
-/// Every entry of a coin (see `slice` for the order and the filter).
-pub fn list(
-    conn: &Connection,
-    coin: &str,
-    addresses: Option<&[String]>,
-) -> Result<Vec<Value>, StoreError> {
-    Ok(slice(conn, coin, addresses, &Start::Skip(0), usize::MAX)?
-        .map(|s| s.entries)
-        .unwrap_or_default())
 }

@@ -2,7 +2,8 @@
 //! the wallet's SQLite database, re-run when one of the coin's scripthashes changes.
 //!
 //! - `derive`: a transaction's KDF `TransactionDetails` (pure).
-//! - `db`: the tables (store migration 2) and their SQL.
+//! - `db`: the tables (store migrations 2 and 3) and the sync's SQL.
+//! - `pages`: the pages `my_tx_history` reads, on the store's read connection.
 //! - `sync`: one sync step over Electrum.
 //!
 //! Re-sync granularity: a status notification re-syncs the scripthashes that changed (gathered
@@ -12,6 +13,7 @@
 
 pub mod db;
 pub mod derive;
+pub mod pages;
 pub mod sync;
 
 use crate::coins::utxo::UtxoCoin;

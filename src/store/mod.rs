@@ -1,9 +1,12 @@
 //! kdfd's per-wallet SQLite database, `<db_root>/<rmd160 hex>/kdfd.sqlite`.
 //!
-//! All SQLite work runs on one dedicated std thread owned by the `Store`: callers send boxed
+//! All SQLite work runs on dedicated std threads owned by the `Store`: callers send boxed
 //! closures over a channel and get the answer through a tokio oneshot, so no tokio worker ever
-//! blocks on disk I/O or a lock. One connection, one thread: no SQLITE_BUSY between our own
-//! calls, and statements run in submission order.
+//! blocks on disk I/O or a lock. Writes (`call`, `submit`) go to one connection on one thread:
+//! no SQLITE_BUSY between our own writers, and they run in submission order. `read` runs on a
+//! second, query-only connection on its own thread, each job in one read transaction: WAL lets
+//! it read a committed snapshot while the writer works, so an RPC page never waits behind a
+//! sync's commit (its fsync) and sees every write whose `call` has returned.
 //!
 //! Durability: WAL journal with `synchronous=FULL`. WAL+NORMAL already survives a killed
 //! process (kill -9: committed pages are in the OS cache), but can lose the last commits on
@@ -53,6 +56,11 @@ pub const MIGRATIONS: &[&str] = &[
         address TEXT NOT NULL,
         PRIMARY KEY (coin, tx_hash, address)
     );",
+    // v3: the page order of `my_tx_history` (src/history/pages.rs) from an index alone: unmined
+    // (height 0) by hash, then height descending, ties by hash; `tx_history_order` did not
+    // cover the hash, so every page read every row to sort.
+    "DROP INDEX tx_history_order;
+    CREATE INDEX tx_history_page ON tx_history (coin, height DESC, tx_hash);",
 ];
 
 /// The database file name inside the wallet's directory.
@@ -87,12 +95,14 @@ pub fn db_path(db_root: &Path, wallet_id_hex: &str) -> Result<PathBuf, StoreErro
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 /// A handle to the database thread. Cheap to clone; the thread and its connection end when
 /// the last clone is dropped (after the queued jobs ran).
 #[derive(Clone)]
 pub struct Store {
     tx: Arc<mpsc::Sender<Job>>,
+    rd: Arc<mpsc::Sender<ReadJob>>,
     path: Arc<PathBuf>,
 }
 
@@ -136,8 +146,11 @@ impl Store {
             })
             .map_err(|e| StoreError::Io(format!("spawning the database thread: {e}")))?;
         ready_rx.recv().map_err(|_| StoreError::Closed)??;
+        // After the writer migrated: the reader sees the current schema.
+        let rd = spawn_reader(path)?;
         Ok(Store {
             tx: Arc::new(tx),
+            rd: Arc::new(rd),
             path: Arc::new(path.to_path_buf()),
         })
     }
@@ -174,6 +187,21 @@ impl Store {
         }
     }
 
+    /// Runs the read-only `f` on the read connection, in one read transaction (one snapshot of
+    /// committed data), beside whatever the writer is doing.
+    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        self.rd.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// The schema version of the open database.
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
         self.call(|c| Ok(user_version(c)?)).await
@@ -182,6 +210,34 @@ impl Store {
 
 fn user_version(c: &Connection) -> rusqlite::Result<i64> {
     c.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// The read connection's thread: query-only, every job inside `BEGIN … COMMIT` so that its
+/// statements share one snapshot.
+fn spawn_reader(path: &Path) -> Result<mpsc::Sender<ReadJob>, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch("PRAGMA query_only=1;")?;
+    // Reads the schema now, not in the first RPC that reads.
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+        r.get::<_, i64>(0)
+    })?;
+    let (tx, rx) = mpsc::channel::<ReadJob>();
+    std::thread::Builder::new()
+        .name("kdfd-sqlite-rd".into())
+        .spawn(move || {
+            let mut conn = conn;
+            while let Ok(job) = rx.recv() {
+                let Ok(t) = conn.transaction() else {
+                    drop(job);
+                    continue;
+                };
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&t)));
+                let _ = t.finish();
+            }
+        })
+        .map_err(|e| StoreError::Io(format!("spawning the database read thread: {e}")))?;
+    Ok(tx)
 }
 
 /// Opens the connection, sets the pragmas and migrates, all on the database thread.

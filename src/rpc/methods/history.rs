@@ -5,9 +5,12 @@ use super::{Reply, RpcError};
 use crate::coins::utxo::UtxoCoin;
 use crate::crypto::hd::Chain;
 use crate::ctx::Ctx;
-use crate::history::{db, derive, SyncStatus};
-use serde::Deserialize;
+use crate::history::pages::{self, Entry, Start};
+use crate::history::{derive, SyncStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::fmt::Write;
 use std::sync::Arc;
 
 /// KDF's paging: pages count from 1 (`NonZeroUsize`, so `0` is refused as KDF refuses it);
@@ -109,11 +112,44 @@ async fn target_addresses(
 
 /// What both dialects answer from.
 struct Page {
-    transactions: Vec<Value>,
+    /// The entries as one JSON array, each with its `confirmations`.
+    transactions: Box<RawValue>,
     skipped: usize,
     total: usize,
     current_block: u64,
     sync_status: SyncStatus,
+}
+
+/// The stored details are JSON objects written by the sync (without `confirmations`, which
+/// depends on the tip): each is copied into the array as text with `confirmations` appended,
+/// so a page parses no entry.
+fn transactions_json(entries: &[Entry], tip: u64) -> Result<Box<RawValue>, RpcError> {
+    let len: usize = entries.iter().map(|e| e.details.len() + 24).sum();
+    let mut out = String::with_capacity(len + 2);
+    out.push('[');
+    for (i, e) in entries.iter().enumerate() {
+        let body = e
+            .details
+            .trim()
+            .strip_prefix('{')
+            .and_then(|b| b.strip_suffix('}'))
+            .ok_or_else(|| RpcError::StorageError("a stored entry is not a JSON object".into()))?;
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        out.push_str(body);
+        if !body.trim().is_empty() {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "\"confirmations\":{}}}",
+            derive::confirmations(tip, e.height)
+        );
+    }
+    out.push(']');
+    RawValue::from_string(out).map_err(|e| RpcError::StorageError(format!("stored entries: {e}")))
 }
 
 /// A page of the coin's entries for `addresses`; the coin's sync must be running.
@@ -121,7 +157,7 @@ async fn page(
     ctx: &Ctx,
     coin: &UtxoCoin,
     addresses: Option<Vec<String>>,
-    start: db::Start,
+    start: Start,
     limit: usize,
 ) -> Result<Page, RpcError> {
     let ticker = coin.ticker().to_string();
@@ -137,26 +173,17 @@ async fn page(
     let tip = coin.pool.tip_height().await.map_err(RpcError::Electrum)?;
     let st = start.clone();
     let slice = store
-        .call(move |c| db::slice(c, &ticker, addresses.as_deref(), &st, limit))
+        .read(move |c| pages::slice(c, &ticker, addresses.as_deref(), &st, limit))
         .await
         .map_err(|e| RpcError::StorageError(e.to_string()))?
         .ok_or_else(|| match start {
-            db::Start::After(id) => {
+            Start::After(id) => {
                 RpcError::StorageError(format!("from_id {id} is not in the history"))
             }
-            db::Start::Skip(_) => RpcError::Internal("page start not found".into()),
+            Start::Skip(_) => RpcError::Internal("page start not found".into()),
         })?;
-    let transactions = slice
-        .entries
-        .into_iter()
-        .map(|mut t| {
-            let h = t["block_height"].as_u64().unwrap_or(0);
-            t["confirmations"] = derive::confirmations(tip, h).into();
-            t
-        })
-        .collect();
     Ok(Page {
-        transactions,
+        transactions: transactions_json(&slice.entries, tip)?,
         skipped: slice.skipped,
         total: slice.total,
         current_block: tip,
@@ -164,10 +191,10 @@ async fn page(
     })
 }
 
-fn start_of(from_id: Option<&str>, page: usize, limit: usize) -> db::Start {
+fn start_of(from_id: Option<&str>, page: usize, limit: usize) -> Start {
     match from_id {
-        Some(id) => db::Start::After(id.to_string()),
-        None => db::Start::Skip(page.saturating_sub(1).saturating_mul(limit)),
+        Some(id) => Start::After(id.to_string()),
+        None => Start::Skip(page.saturating_sub(1).saturating_mul(limit)),
     }
 }
 
@@ -208,18 +235,52 @@ pub async fn my_tx_history_v2(ctx: Arc<Ctx>, params: Value) -> Result<Reply, Rpc
     };
     let start = start_of(from_id, page_no, req.limit);
     let p = page(&ctx, &coin, addresses, start, req.limit).await?;
-    Ok(Reply::Json(json!({
-        "coin": coin.ticker(),
-        "target": target_json,
-        "current_block": p.current_block,
-        "transactions": p.transactions,
-        "sync_status": p.sync_status.to_json(),
-        "limit": req.limit,
-        "skipped": p.skipped,
-        "total": p.total,
-        "total_pages": total_pages(p.total, req.limit),
-        "paging_options": paging_json,
-    })))
+    Reply::json(&V2Answer {
+        coin: coin.ticker(),
+        target: target_json,
+        current_block: p.current_block,
+        transactions: p.transactions,
+        sync_status: p.sync_status.to_json(),
+        limit: req.limit,
+        skipped: p.skipped,
+        total: p.total,
+        total_pages: total_pages(p.total, req.limit),
+        paging_options: paging_json,
+    })
+}
+
+/// The v2 answer, in KDF's field order.
+#[derive(Serialize)]
+struct V2Answer<'a> {
+    coin: &'a str,
+    target: Value,
+    current_block: u64,
+    transactions: Box<RawValue>,
+    sync_status: Value,
+    limit: usize,
+    skipped: usize,
+    total: usize,
+    total_pages: usize,
+    paging_options: Value,
+}
+
+#[derive(Serialize)]
+struct Legacy {
+    result: LegacyAnswer,
+}
+
+/// The legacy answer's `result`.
+#[derive(Serialize)]
+struct LegacyAnswer {
+    transactions: Box<RawValue>,
+    limit: usize,
+    skipped: usize,
+    from_id: Option<String>,
+    total: usize,
+    current_block: u64,
+    sync_status: Value,
+    page_number: Option<std::num::NonZeroUsize>,
+    total_pages: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,15 +320,17 @@ pub async fn my_tx_history(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError>
     };
     let p = page(&ctx, &coin, None, start, take).await?;
     let limit = if req.max { p.total } else { req.limit };
-    Ok(Reply::Json(json!({"result": {
-        "transactions": p.transactions,
-        "limit": limit,
-        "skipped": p.skipped,
-        "from_id": req.from_id.map(|h| h.0),
-        "total": p.total,
-        "current_block": p.current_block,
-        "sync_status": p.sync_status.to_json(),
-        "page_number": req.page_number,
-        "total_pages": total_pages(p.total, limit),
-    }})))
+    Reply::json(&Legacy {
+        result: LegacyAnswer {
+            transactions: p.transactions,
+            limit,
+            skipped: p.skipped,
+            from_id: req.from_id.map(|h| h.0),
+            total: p.total,
+            current_block: p.current_block,
+            sync_status: p.sync_status.to_json(),
+            page_number: req.page_number,
+            total_pages: total_pages(p.total, limit),
+        },
+    })
 }
