@@ -56,11 +56,14 @@ pub const MIGRATIONS: &[&str] = &[
         address TEXT NOT NULL,
         PRIMARY KEY (coin, tx_hash, address)
     );",
-    // v3: the page order of `my_tx_history` (src/history/pages.rs) from an index alone: unmined
-    // (height 0) by hash, then height descending, ties by hash; `tx_history_order` did not
-    // cover the hash, so every page read every row to sort.
+    // v3: the reads that must not touch the (large) details, from indexes alone. The page order
+    // of `my_tx_history` (src/history/pages.rs): unmined (height 0) by hash, then height
+    // descending, ties by hash (`tx_history_order` did not cover the hash, so every page read
+    // and sorted every row). And what a sync step knows of each stored tx (`db::known`), which
+    // read every row up to `scripts_key`, after the details.
     "DROP INDEX tx_history_order;
-    CREATE INDEX tx_history_page ON tx_history (coin, height DESC, tx_hash);",
+    CREATE INDEX tx_history_page ON tx_history (coin, height DESC, tx_hash);
+    CREATE INDEX tx_history_known ON tx_history (coin, tx_hash, height, timestamp, scripts_key);",
 ];
 
 /// The database file name inside the wallet's directory.
