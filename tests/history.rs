@@ -425,8 +425,9 @@ async fn two_thousand_transactions_pacing() {
         took.as_secs_f64(),
         fake.method_count("blockchain.block.header")
     );
-    // Each tx once, the shared funding tx once per 100-tx chunk; everything in arrays.
-    assert_eq!(gets, N + N / 100);
+    // Each tx once, the shared funding tx at most once per 100-tx chunk (two chunks in flight
+    // may share one request for it); everything in arrays.
+    assert!(gets > N && gets <= N + N / 100, "{gets} transaction.get calls");
     assert!(lines < 120, "{lines} lines");
     assert_eq!(r["transactions"][0]["block_height"], 100);
     assert_eq!(r["transactions"][0]["timestamp"], BLOCK_TIME + 100);

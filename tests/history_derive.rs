@@ -18,7 +18,7 @@ fn mine() -> Mine {
 }
 
 fn prevs(txs: &[&Transaction]) -> PrevOuts {
-    let mut p = PrevOuts::new();
+    let mut p = PrevOuts::default();
     for t in txs {
         for (i, o) in t.output.iter().enumerate() {
             p.insert(
@@ -90,7 +90,7 @@ fn missing_prevout_is_an_error_and_coinbase_has_no_fee() {
         &rick_conf(),
         &raw(&c.b),
         &decode(&c.b),
-        &PrevOuts::new(),
+        &PrevOuts::default(),
         &mine(),
         0,
         0,
@@ -104,7 +104,7 @@ fn missing_prevout_is_an_error_and_coinbase_has_no_fee() {
         &rick_conf(),
         &raw(&cb),
         &decode(&cb),
-        &PrevOuts::new(),
+        &PrevOuts::default(),
         &mine(),
         1,
         0,
@@ -180,10 +180,7 @@ async fn store_order_moves_removals_and_targets() {
         ],
         ..Default::default()
     };
-    let changed = store
-        .call(move |c| db::apply(c, "T", &first))
-        .await
-        .unwrap();
+    let changed = store.call(move |c| db::apply(c, "T", first)).await.unwrap();
     assert_eq!(changed.len(), 4);
     let all = store
         .call(|c| kdfd::history::pages::list(c, "T", None))
@@ -203,7 +200,7 @@ async fn store_order_moves_removals_and_targets() {
         remove: vec!["aa".into()],
     };
     let changed = store
-        .call(move |c| db::apply(c, "T", &second))
+        .call(move |c| db::apply(c, "T", second))
         .await
         .unwrap();
     // bb again with the same details is no change (no second TX_HISTORY event); cc moved is.

@@ -60,10 +60,7 @@ async fn every_page_matches_the_sorted_list() {
         upsert: all.iter().map(to_row).collect(),
         ..Default::default()
     };
-    store
-        .call(move |c| db::apply(c, "T", &batch))
-        .await
-        .unwrap();
+    store.call(move |c| db::apply(c, "T", batch)).await.unwrap();
     let filters: [Option<Vec<String>>; 3] = [
         None,
         Some(vec!["X".into()]),
@@ -125,10 +122,7 @@ async fn reads_do_not_wait_for_the_writer_and_see_what_it_returned() {
         upsert: rows(3).iter().map(to_row).collect(),
         ..Default::default()
     };
-    store
-        .call(move |c| db::apply(c, "T", &first))
-        .await
-        .unwrap();
+    store.call(move |c| db::apply(c, "T", first)).await.unwrap();
     // The writer thread is held until the read has answered: a read queued behind the writer
     // would never answer (the timeout turns that into a failure, not a hang).
     let (release, held) = std::sync::mpsc::channel::<()>();
@@ -151,7 +145,7 @@ async fn reads_do_not_wait_for_the_writer_and_see_what_it_returned() {
         upsert: rows(5).iter().map(to_row).collect(),
         ..Default::default()
     };
-    store.call(move |c| db::apply(c, "T", &more)).await.unwrap();
+    store.call(move |c| db::apply(c, "T", more)).await.unwrap();
     let page = store
         .read(|c| pages::slice(c, "T", None, &Start::Skip(0), 10))
         .await

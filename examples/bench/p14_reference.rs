@@ -157,9 +157,9 @@ fn unhex(s: &str) -> anyhow::Result<Vec<u8>> {
         .collect()
 }
 
-/// The reference fetch: kdfd's sync plan (history; oldest first in chunks of 100: the chunk's
-/// transactions, then the transactions their inputs spend that the chunk lacks, then the
-/// headers of heights not fetched yet). Returns the transactions fetched.
+/// The reference fetch: kdfd's sync plan, one array at a time (history; newest first in chunks
+/// of 100: the chunk's transactions, then the transactions their inputs spend that the chunk
+/// lacks, then the headers of heights not fetched yet). Returns the transactions fetched.
 pub(crate) async fn reference(url: &str, scripthash: &str) -> anyhow::Result<usize> {
     let sock = TcpStream::connect(url).await?;
     sock.set_nodelay(true)?;
@@ -186,11 +186,10 @@ pub(crate) async fn reference(url: &str, scripthash: &str) -> anyhow::Result<usi
         *e = (*e).max(h.unwrap_or(0).max(0) as u64);
     }
     let mut ids: Vec<&String> = heights.keys().collect();
+    // kdfd's order: unmined first, then newest first, ties by id.
     ids.sort_by_key(|id| {
-        (
-            Some(heights[*id]).filter(|h| *h > 0).unwrap_or(u64::MAX),
-            *id,
-        )
+        let h = heights[*id];
+        (std::cmp::Reverse(if h == 0 { u64::MAX } else { h }), *id)
     });
     let (mut fetched, mut have_header) = (0, HashSet::new());
     for chunk in ids.chunks(CHUNK) {

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 const TXS: usize = 1000;
 /// The node refuses mempool chains over 25: a block after this many sends.
 const SENDS_PER_BLOCK: usize = 24;
-const POLL: Duration = Duration::from_millis(25);
+const POLL: Duration = Duration::from_millis(5);
 
 /// One JSON-RPC body (an object or an array) to the node wallet; the parsed answer.
 async fn node(env: &HashMap<String, String>, body: &Value) -> anyhow::Result<Value> {
@@ -230,23 +230,23 @@ pub(crate) async fn sync_real(args: &Args, bin: &Path, out: &mut Section) -> any
          the reference both reach ElectrumX through a TCP proxy in the bench that counts the lines \
          each client sends (a JSON-RPC array is one line). Each kdfd run is a new kdfd with a new \
          `dbdir`, timed from the `electrum` request (LTCR fixture, `tx_history: true`) until a v2 \
-         `my_tx_history` (limit 1, polled every {} ms) shows `Finished` with {TXS} entries; the \
-         polls read the tip upstream on main (one `blockchain.headers.subscribe` each), counted \
-         apart. The reference is plain tokio TCP, newline-delimited JSON-RPC: `server.version`, \
-         `get_history`, then kdfd's plan (oldest first, chunks of {CHUNK}: the chunk's \
+         `my_tx_history` (limit 1, polled every {} ms) shows `Finished` with {TXS} entries (the \
+         polls read the tip kdfd already holds: they send nothing upstream). The reference is \
+         plain tokio TCP, newline-delimited JSON-RPC, one array at a time: `server.version`, \
+         `get_history`, then kdfd's plan (newest first, chunks of {CHUNK}: the chunk's \
          `blockchain.transaction.get` array, one for the inputs' transactions the chunk lacks \
          (fees), one `blockchain.block.header` array for new heights), {want} transactions in \
-         all; one untimed reference fetch first warms ElectrumX, then kdfd and the reference \
-         alternate ({} pairs). kdfd, ms: {}; reference, ms: {}; kdfd/reference per pair: median \
-         {pm:.2}×, min {pmin:.2}×, max {pmax:.2}×. Medians from the first line each sent to its \
-         last sync line (not a tip read): kdfd {:.0} ms, reference {:.0} ms; from that line to \
-         the end (the last answer, and for kdfd the last chunk's derive and commit and the poll \
-         that saw `Finished`): kdfd {:.0} ms, reference {:.0} ms. Requests of the last kdfd \
-         run ({} lines, {} of them only a tip read): {}; of the last reference run ({} lines): \
-         {}. Measured on main, \
-         which has no ElectrumX cost pacing: branch `pace` adds a default budget that slows a \
-         sync this size on purpose; pacing's cost is measured by `tests/electrum_pacing.rs`, not \
-         here.",
+         all. kdfd sends the same arrays but keeps two chunks in flight (a chunk's headers beside \
+         its transactions, the next chunk's transactions while this one's inputs come back); \
+         kdfd's run also includes its activation (balance, subscriptions). One untimed reference \
+         fetch first warms ElectrumX, then kdfd and the reference alternate ({} pairs). kdfd, \
+         ms: {}; reference, ms: {}; kdfd/reference per pair: median {pm:.2}×, min {pmin:.2}×, \
+         max {pmax:.2}×. Medians from the first line each sent to its last sync line (not a tip \
+         read): kdfd {:.0} ms, reference {:.0} ms; from that line to the end (the last answer, \
+         and for kdfd the last chunk's derive and commit and the poll that saw `Finished`): kdfd \
+         {:.0} ms, reference {:.0} ms. Requests of the last kdfd run ({} lines, {} of them only a \
+         tip read): {}; of the last reference run ({} lines): {}. Pacing is off here (this row \
+         compares transports); pacing's cost is measured by `tests/electrum_pacing.rs`.",
         POLL.as_millis(),
         k_ms.len(),
         list_ms(&k_ms),

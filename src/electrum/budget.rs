@@ -141,6 +141,10 @@ impl Meter {
         self.add(now, CONNECT);
     }
 
+    pub fn is_paced(&self) -> bool {
+        !self.budget.is_off()
+    }
+
     /// Starts (or stops) pacing with `budget`; the estimate so far stays.
     pub fn set_budget(&mut self, budget: Budget) {
         self.budget = budget;

@@ -230,6 +230,12 @@ impl Connection {
         &self.label
     }
 
+    /// Whether requests on this connection are paced to a cost budget (an ElectrumX server,
+    /// pacing on).
+    pub fn is_paced(&self) -> bool {
+        lock(&self.meter).is_paced()
+    }
+
     /// False once the server closed the connection or sent garbage.
     pub fn is_alive(&self) -> bool {
         !self.closed.load(Ordering::Acquire)

@@ -199,6 +199,15 @@ impl Pool {
 
     /// Runs `op` on the first server that can serve it: live connections first, in priority
     /// order, then servers to reconnect (suspended ones only when nothing else is left).
+    /// Whether the server requests go to first is paced to a cost budget: then overlapping
+    /// bulk work gains nothing and only queues earlier work behind later work.
+    pub fn is_paced(&self) -> bool {
+        self.slots
+            .iter()
+            .find_map(|s| s.live())
+            .is_some_and(|c| c.is_paced())
+    }
+
     pub async fn request<T, F, Fut>(&self, op: F) -> Result<T, ElectrumError>
     where
         F: Fn(Arc<Connection>) -> Fut,

@@ -3,9 +3,9 @@
 //! functions: they run on the store's thread through `Store::call`.
 
 use crate::store::StoreError;
+use foldhash::{HashMap, HashSet};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
 
 /// A stored tx's height and time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub fn touching(
 ) -> Result<HashSet<String>, StoreError> {
     let mut st =
         conn.prepare_cached("SELECT tx_hash FROM tx_address WHERE coin = ?1 AND address = ?2")?;
-    let mut out = HashSet::new();
+    let mut out = HashSet::default();
     for a in addresses {
         let rows = st.query_map(params![coin, a], |r| r.get::<_, String>(0))?;
         for r in rows {
@@ -87,79 +87,77 @@ pub fn touching(
 }
 
 /// Applies a sync step atomically; returns the details of every new or changed entry (an upsert
-/// whose details equal the stored ones is neither).
-pub fn apply(conn: &mut Connection, coin: &str, b: &Batch) -> Result<Vec<Value>, StoreError> {
+/// whose details equal the stored ones is neither). Statements are prepared once per connection
+/// (a first sync runs them once per transaction).
+pub fn apply(conn: &mut Connection, coin: &str, b: Batch) -> Result<Vec<Value>, StoreError> {
     let tx = conn.transaction()?;
     let mut changed = Vec::new();
-    for h in &b.remove {
-        tx.execute(
-            "DELETE FROM tx_history WHERE coin = ?1 AND tx_hash = ?2",
-            params![coin, h],
-        )?;
-        tx.execute(
-            "DELETE FROM tx_address WHERE coin = ?1 AND tx_hash = ?2",
-            params![coin, h],
-        )?;
-    }
-    for r in &b.upsert {
-        let old: Option<String> = tx
-            .query_row(
-                "SELECT details FROM tx_history WHERE coin = ?1 AND tx_hash = ?2",
-                params![coin, r.tx_hash],
-                |row| row.get(0),
-            )
-            .optional()?;
-        tx.execute(
+    {
+        let mut del_tx =
+            tx.prepare_cached("DELETE FROM tx_history WHERE coin = ?1 AND tx_hash = ?2")?;
+        let mut del_addr =
+            tx.prepare_cached("DELETE FROM tx_address WHERE coin = ?1 AND tx_hash = ?2")?;
+        let mut get =
+            tx.prepare_cached("SELECT details FROM tx_history WHERE coin = ?1 AND tx_hash = ?2")?;
+        let mut put = tx.prepare_cached(
             "INSERT OR REPLACE INTO tx_history
                  (coin, tx_hash, height, timestamp, details, scripts_key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
+        )?;
+        let mut put_addr = tx.prepare_cached(
+            "INSERT OR IGNORE INTO tx_address (coin, tx_hash, address) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut moved = tx.prepare_cached(
+            "UPDATE tx_history SET height = ?3, timestamp = ?4, details = ?5
+             WHERE coin = ?1 AND tx_hash = ?2",
+        )?;
+        for h in &b.remove {
+            del_tx.execute(params![coin, h])?;
+            del_addr.execute(params![coin, h])?;
+        }
+        for r in b.upsert {
+            let old: Option<String> = get
+                .query_row(params![coin, r.tx_hash], |row| row.get(0))
+                .optional()?;
+            put.execute(params![
                 coin,
                 r.tx_hash,
                 to_i64(r.height),
                 to_i64(r.timestamp),
                 r.details.to_string(),
                 r.scripts_key
-            ],
-        )?;
-        tx.execute(
-            "DELETE FROM tx_address WHERE coin = ?1 AND tx_hash = ?2",
-            params![coin, r.tx_hash],
-        )?;
-        for a in &r.my_addresses {
-            tx.execute(
-                "INSERT OR IGNORE INTO tx_address (coin, tx_hash, address) VALUES (?1, ?2, ?3)",
-                params![coin, r.tx_hash, a],
-            )?;
+            ])?;
+            if old.is_some() {
+                del_addr.execute(params![coin, r.tx_hash])?;
+            }
+            for a in &r.my_addresses {
+                put_addr.execute(params![coin, r.tx_hash, a])?;
+            }
+            // A re-derivation that changes nothing (a new HD address the tx does not touch) is
+            // no news: KDF's history loop reports a stored tx once, not again per new address.
+            let same = old
+                .and_then(|o| serde_json::from_str::<Value>(&o).ok())
+                .is_some_and(|o| o == r.details);
+            if !same {
+                changed.push(r.details);
+            }
         }
-        // A re-derivation that changes nothing (a new HD address the tx does not touch) is no
-        // news: KDF's history loop reports a stored tx once, not again per new address.
-        let same = old
-            .and_then(|o| serde_json::from_str::<Value>(&o).ok())
-            .is_some_and(|o| o == r.details);
-        if !same {
-            changed.push(r.details.clone());
+        for (h, height, time) in &b.moved {
+            let old: Option<String> = get.query_row(params![coin, h], |r| r.get(0)).optional()?;
+            let Some(old) = old else { continue };
+            let mut d: Value = serde_json::from_str(&old)
+                .map_err(|e| StoreError::Invalid(format!("stored details of {h}: {e}")))?;
+            d["block_height"] = (*height).into();
+            d["timestamp"] = (*time).into();
+            moved.execute(params![
+                coin,
+                h,
+                to_i64(*height),
+                to_i64(*time),
+                d.to_string()
+            ])?;
+            changed.push(d);
         }
-    }
-    for (h, height, time) in &b.moved {
-        let old: Option<String> = tx
-            .query_row(
-                "SELECT details FROM tx_history WHERE coin = ?1 AND tx_hash = ?2",
-                params![coin, h],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(old) = old else { continue };
-        let mut d: Value = serde_json::from_str(&old)
-            .map_err(|e| StoreError::Invalid(format!("stored details of {h}: {e}")))?;
-        d["block_height"] = (*height).into();
-        d["timestamp"] = (*time).into();
-        tx.execute(
-            "UPDATE tx_history SET height = ?3, timestamp = ?4, details = ?5
-             WHERE coin = ?1 AND tx_hash = ?2",
-            params![coin, h, to_i64(*height), to_i64(*time), d.to_string()],
-        )?;
-        changed.push(d);
     }
     tx.commit()?;
     Ok(changed)

@@ -6,8 +6,8 @@ use crate::coins::{format_amount, CoinConf};
 use crate::crypto;
 use bitcoin::hashes::Hash;
 use bitcoin::{base58, ScriptBuf, Txid};
+use foldhash::HashMap;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 
 /// The outputs spent by a transaction's inputs: (txid, vout) → (value, scriptPubKey).
 pub type PrevOuts = HashMap<(Txid, u32), (u64, ScriptBuf)>;

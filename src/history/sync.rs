@@ -11,8 +11,10 @@ use crate::electrum::ElectrumError;
 use crate::store::{Store, StoreError};
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::Txid;
+use foldhash::{HashMap, HashSet};
+use futures_util::StreamExt;
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 
 /// How many calls one JSON-RPC array carries, to stay within server limits.
 pub const CHUNK: usize = 100;
@@ -59,26 +61,12 @@ pub async fn wallet_scripts(coin: &UtxoCoin) -> (Mine, Vec<(String, String)>) {
 }
 
 fn unhex(s: &str) -> Result<Vec<u8>, SyncError> {
-    if !s.len().is_multiple_of(2) {
-        return Err(SyncError::Bad(format!(
-            "odd-length hex ({} chars)",
-            s.len()
-        )));
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(s.get(i..i + 2).unwrap_or("zz"), 16)
-                .map_err(|_| SyncError::Bad("non-hex data".into()))
-        })
-        .collect()
+    <Vec<u8> as bitcoin::hex::FromHex>::from_hex(s)
+        .map_err(|e| SyncError::Bad(format!("bad hex from the server: {e}")))
 }
 
-async fn fetch_txs(
-    coin: &UtxoCoin,
-    ids: &[String],
-) -> Result<HashMap<String, (Vec<u8>, DecodedTx)>, SyncError> {
-    let mut out = HashMap::new();
+async fn fetch_txs(coin: &UtxoCoin, ids: &[String]) -> Result<Fetched, SyncError> {
+    let mut out = HashMap::default();
     for chunk in ids.chunks(CHUNK) {
         let raws = coin.pool.transactions(chunk).await?;
         for (id, hex) in chunk.iter().zip(raws) {
@@ -95,7 +83,7 @@ async fn fetch_txs(
 }
 
 async fn block_times(coin: &UtxoCoin, heights: &[u64]) -> Result<HashMap<u64, u64>, SyncError> {
-    let mut out = HashMap::new();
+    let mut out = HashMap::default();
     for chunk in heights.chunks(CHUNK) {
         for (h, hex) in chunk.iter().zip(coin.pool.headers(chunk).await?) {
             let t = derive::header_time(&unhex(&hex)?)
@@ -104,6 +92,34 @@ async fn block_times(coin: &UtxoCoin, heights: &[u64]) -> Result<HashMap<u64, u6
         }
     }
     Ok(out)
+}
+
+type Fetched = HashMap<String, (Vec<u8>, DecodedTx)>;
+
+/// One chunk's downloads: its transactions and the headers of `want` (its heights no earlier
+/// chunk asked for) in one round trip, then the transactions its inputs spend that it lacks.
+async fn fetch_chunk(
+    coin: &UtxoCoin,
+    chunk: &[String],
+    want: &[u64],
+) -> Result<(Fetched, PrevOuts, HashMap<u64, u64>), SyncError> {
+    let (txs, times) = tokio::try_join!(fetch_txs(coin, chunk), block_times(coin, want))?;
+    let missing: BTreeSet<String> = txs
+        .values()
+        .flat_map(|(_, tx)| tx.inputs.iter())
+        .filter(|(txid, _)| *txid != Txid::all_zeros())
+        .map(|(txid, _)| txid.to_string())
+        .filter(|id| !txs.contains_key(id))
+        .collect();
+    let missing: Vec<String> = missing.into_iter().collect();
+    let prev_txs = fetch_txs(coin, &missing).await?;
+    let mut prevs = PrevOuts::default();
+    for (_, tx) in txs.values().chain(prev_txs.values()) {
+        for (n, out) in tx.outputs.iter().enumerate() {
+            prevs.insert((tx.txid, n as u32), out.clone());
+        }
+    }
+    Ok((txs, prevs, times))
 }
 
 fn now() -> u64 {
@@ -119,7 +135,7 @@ pub async fn sync_once(
     coin: &UtxoCoin,
     store: &Store,
     progress: &(dyn Fn(usize) + Send + Sync),
-    only: Option<&HashSet<String>>,
+    only: Option<&std::collections::HashSet<String>>,
 ) -> Result<Vec<Value>, SyncError> {
     let ticker = coin.ticker().to_string();
     let (mine, pairs) = wallet_scripts(coin).await;
@@ -152,7 +168,7 @@ pub async fn sync_once(
         return Box::pin(sync_once(coin, store, progress, None)).await;
     }
     let histories = coin.pool.histories(&asked).await?;
-    let mut heights: HashMap<String, u64> = HashMap::new();
+    let mut heights: HashMap<String, u64> = HashMap::default();
     for item in histories.into_iter().flatten() {
         let h = u64::try_from(item.height).unwrap_or(0);
         let e = heights.entry(item.tx_hash).or_insert(h);
@@ -198,38 +214,46 @@ pub async fn sync_once(
         )
     });
     let seen = now();
-    let mut times: HashMap<u64, u64> = HashMap::new();
+    let mut times: HashMap<u64, u64> = HashMap::default();
     let mut changed = Vec::new();
     // Each chunk is fetched, derived and committed on its own: a long first sync keeps what it
-    // has done if it fails half-way, and memory stays bounded. A chunk's commit (an fsync) runs
-    // while the next chunk is fetched; at most one is in flight.
+    // has done if it fails half-way, and memory stays bounded. Two chunks are fetched at once
+    // unless the server is paced (the next one's transactions go out while this one's inputs
+    // come back), their block
+    // headers beside their transactions, and a chunk's commit (an fsync) runs while the next
+    // is derived: a chunk costs about one round trip, not three. Chunks are derived and
+    // committed in order, so a failed fetch leaves every earlier chunk stored.
+    let chunks: Vec<&[String]> = new_ids.chunks(CHUNK).collect();
+    let mut asked_heights: HashSet<u64> = HashSet::default();
+    let wants: Vec<Vec<u64>> = chunks
+        .iter()
+        .map(|chunk| {
+            chunk
+                .iter()
+                .filter_map(|id| heights.get(id).copied())
+                .filter(|h| *h > 0 && asked_heights.insert(*h))
+                .collect::<BTreeSet<u64>>()
+                .into_iter()
+                .collect()
+        })
+        .collect();
+    // A paced server takes the same units either way, and a second chunk in flight would queue
+    // this chunk's inputs behind the next chunk's transactions (the first page would wait).
+    let depth = if coin.pool.is_paced() { 1 } else { 2 };
+    // Indices, not borrowed items, in the stream: a closure over `&` arguments trips the
+    // `Send` check of the spawned sync task (rustc cannot prove it for every lifetime).
+    let (chunks_ref, wants_ref) = (&chunks, &wants);
+    let mut fetched = futures_util::stream::iter(0..chunks.len())
+        .map(move |i| fetch_chunk(coin, chunks_ref[i], &wants_ref[i]))
+        .buffered(depth);
     let mut committing = None;
-    for (i, chunk) in new_ids.chunks(CHUNK).enumerate() {
+    let mut i = 0;
+    while let Some(got) = fetched.next().await {
+        let chunk = chunks[i];
         progress(new_ids.len() - i * CHUNK);
-        let txs = fetch_txs(coin, chunk).await?;
-        let missing: BTreeSet<String> = txs
-            .values()
-            .flat_map(|(_, tx)| tx.inputs.iter())
-            .filter(|(txid, _)| *txid != Txid::all_zeros())
-            .map(|(txid, _)| txid.to_string())
-            .filter(|id| !txs.contains_key(id))
-            .collect();
-        let missing: Vec<String> = missing.into_iter().collect();
-        let prev_txs = fetch_txs(coin, &missing).await?;
-        let mut prevs = PrevOuts::new();
-        for (_, tx) in txs.values().chain(prev_txs.values()) {
-            for (n, out) in tx.outputs.iter().enumerate() {
-                prevs.insert((tx.txid, n as u32), out.clone());
-            }
-        }
-        let want: Vec<u64> = chunk
-            .iter()
-            .filter_map(|id| heights.get(id).copied())
-            .filter(|h| *h > 0 && !times.contains_key(h))
-            .collect::<BTreeSet<u64>>()
-            .into_iter()
-            .collect();
-        times.extend(block_times(coin, &want).await?);
+        i += 1;
+        let (txs, prevs, chunk_times) = got?;
+        times.extend(chunk_times);
         let mut part = Batch::default();
         for id in chunk {
             let Some((raw, tx)) = txs.get(id) else {
@@ -252,8 +276,9 @@ pub async fn sync_once(
             changed.extend(previous.await?);
         }
         let t = ticker.clone();
-        committing = Some(store.submit(move |c| db::apply(c, &t, &part)));
+        committing = Some(store.submit(move |c| db::apply(c, &t, part)));
     }
+    drop(fetched);
     if let Some(last) = committing.take() {
         changed.extend(last.await?);
     }
@@ -275,7 +300,7 @@ pub async fn sync_once(
         return Ok(changed);
     }
     let t = ticker;
-    changed.extend(store.call(move |c| db::apply(c, &t, &batch)).await?);
+    changed.extend(store.call(move |c| db::apply(c, &t, batch)).await?);
     Ok(changed)
 }
 
