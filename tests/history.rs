@@ -427,7 +427,10 @@ async fn two_thousand_transactions_pacing() {
     );
     // Each tx once, the shared funding tx at most once per 100-tx chunk (two chunks in flight
     // may share one request for it); everything in arrays.
-    assert!(gets > N && gets <= N + N / 100, "{gets} transaction.get calls");
+    assert!(
+        gets > N && gets <= N + N / 100,
+        "{gets} transaction.get calls"
+    );
     assert!(lines < 120, "{lines} lines");
     assert_eq!(r["transactions"][0]["block_height"], 100);
     assert_eq!(r["transactions"][0]["timestamp"], BLOCK_TIME + 100);

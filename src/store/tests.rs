@@ -165,3 +165,32 @@ async fn a_panicking_job_does_not_kill_the_store() {
     assert!(matches!(r, Err(StoreError::Closed)));
     assert_eq!(s.schema_version().await.unwrap(), MIGRATIONS.len() as i64);
 }
+
+/// The writer checkpoints once idle: the rows reach the main file (read here with the WAL
+/// ignored, `immutable=1`) without any further write or a close.
+#[tokio::test]
+async fn idle_writer_checkpoints_the_wal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("c.sqlite");
+    let s = Store::open(&path).unwrap();
+    s.upsert_hd_account("RICK", &row(7, 1, 1)).await.unwrap();
+    let uri = format!("file:{}?immutable=1", path.display());
+    let in_main_file = || -> i64 {
+        let c = Connection::open_with_flags(
+            &uri,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+        )
+        .unwrap();
+        c.query_row("SELECT count(*) FROM hd_account", [], |r| r.get(0))
+            .unwrap_or(0)
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while in_main_file() == 0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "no checkpoint after 10 s idle"
+        );
+        tokio::time::sleep(CHECKPOINT_IDLE).await;
+    }
+    assert_eq!(s.hd_accounts("RICK").await.unwrap(), [row(7, 1, 1)]);
+}
