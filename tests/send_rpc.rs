@@ -723,10 +723,23 @@ async fn prefix_not_found_without_sign_message_prefix() {
         ))
         .await;
     assert_eq!(v["error_type"], "PrefixNotFound");
-    let (_, v) = k
-        .post(&v2("sign_message", json!({"coin": "RICK", "message": "x"})))
-        .await;
-    assert_eq!(v["error_type"], "NoSuchCoin");
+    // An inactive coin: KDF's SignatureError/VerificationError wrap the lookup's message.
+    for (method, params) in [
+        ("sign_message", json!({"coin": "RICK", "message": "x"})),
+        (
+            "verify_message",
+            json!({"coin": "RICK", "message": "x", "signature": "AA==", "address": BOB_R_ADDRESS}),
+        ),
+    ] {
+        let (status, v) = k.post(&v2(method, params)).await;
+        assert_eq!(status, 400, "{method}: {v}");
+        assert_eq!(v["error_type"], "CoinIsNotFound", "{method}: {v}");
+        assert_eq!(
+            v["error"], "Coin is not found: No such coin RICK",
+            "{method}"
+        );
+        assert_eq!(v["error_data"], "No such coin RICK", "{method}");
+    }
 }
 
 fn hex_bytes(h: &str) -> Vec<u8> {

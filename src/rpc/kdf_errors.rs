@@ -128,6 +128,18 @@ pub fn coin_creation(ticker: &str, error: &str) -> RpcError {
     )
 }
 
+/// `CoinIsNotFound` (400), as KDF's `SignatureError`/`VerificationError` wrap its coin lookup.
+pub fn coin_is_not_found(coin: &str) -> RpcError {
+    let inner = format!("No such coin {coin}");
+    kdf(
+        400,
+        "CoinIsNotFound",
+        "lp_coins",
+        format!("Coin is not found: {inner}"),
+        Some(json!(inner)),
+    )
+}
+
 /// `NoSuchCoin` as KDF's HD and withdraw errors answer it (404).
 pub fn hd_no_such_coin(coin: &str) -> RpcError {
     kdf(

@@ -181,6 +181,13 @@ fn prefix(coin: &UtxoCoin) -> Result<&str, RpcError> {
         .ok_or(RpcError::PrefixNotFound)
 }
 
+/// The coin of a message request; KDF names an inactive one `CoinIsNotFound` here.
+fn message_coin(ctx: &Ctx, ticker: &str) -> Result<Arc<UtxoCoin>, RpcError> {
+    ctx.coins
+        .get(ticker)
+        .ok_or_else(|| crate::rpc::kdf_errors::coin_is_not_found(ticker))
+}
+
 #[derive(Deserialize)]
 struct SignReq {
     coin: String,
@@ -192,7 +199,7 @@ struct SignReq {
 /// v2 `sign_message`: `{"signature": base64}`.
 pub async fn sign_message(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
     let req: SignReq = super::parse(params)?;
-    let coin = active_coin(&ctx, &req.coin)?;
+    let coin = message_coin(&ctx, &req.coin)?;
     let prefix = prefix(&coin)?;
     let s = signer(&ctx, &coin, req.address.as_ref(), "sign messages")?;
     let signature = message::sign_message(&s.key, prefix, &req.message);
@@ -210,7 +217,7 @@ struct VerifyReq {
 /// v2 `verify_message`: `{"is_valid": bool}`.
 pub async fn verify_message(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
     let req: VerifyReq = super::parse(params)?;
-    let coin = active_coin(&ctx, &req.coin)?;
+    let coin = message_coin(&ctx, &req.coin)?;
     let prefix = prefix(&coin)?;
     let kind = validate(&coin.conf, &req.address).map_err(RpcError::InvalidParams)?;
     let h160 = kind.hash160().ok_or_else(|| {
