@@ -11,9 +11,12 @@
 //! - A streamer's task runs while at least one client listens; the last `disable` (or
 //!   disconnect) stops it.
 
+mod client;
 pub mod streamers;
 
-use bytes::Bytes;
+use client::Client;
+pub use client::{frame, Frame};
+
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +30,10 @@ pub const REPLAY: usize = 64;
 /// How long a disconnected client's subscriptions and replay frames are kept for a reconnect
 /// that names its `Last-Event-ID` (a reconnect without one starts afresh, as in KDF).
 pub const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+/// At most this many disconnected clients are kept for their grace: past it the longest
+/// disconnected goes at once, so a flood of short-lived ids cannot grow memory (~2 KB each)
+/// for `GRACE`.
+pub const MAX_DETACHED: usize = 1024;
 
 /// Why an enable or disable fails; the names are KDF's streamer-manager errors (the SDK matches
 /// on `UnknownClient`).
@@ -43,79 +50,6 @@ pub enum EventError {
     ClientNotListening,
 }
 
-/// One queued frame: its per-client sequence number and the `data:` frame bytes.
-#[derive(Debug, Clone)]
-pub struct Frame {
-    /// Per-client sequence number (the SSE `id:` when asked for).
-    pub seq: u64,
-    /// `data: {...} \n\n`.
-    pub data: Bytes,
-}
-
-/// KDF's frame for one event.
-pub fn frame(streamer_id: &str, message: &Value) -> Bytes {
-    let body = json!({"_type": streamer_id, "message": message});
-    Bytes::from(format!("data: {body} \n\n"))
-}
-
-struct Client {
-    /// Which connection holds the id now (a reconnect takes over with a new one).
-    conn: u64,
-    tx: mpsc::Sender<Frame>,
-    seq: u64,
-    replay: VecDeque<Frame>,
-    listening: HashSet<String>,
-    /// Disconnected: kept for `GRACE` so a `Last-Event-ID` reconnect misses nothing.
-    detached: bool,
-    /// The timer that drops a detached client; cancelled when the id comes back, so a client
-    /// that reconnects often leaves no sleeping task per disconnect.
-    expiry: Option<tokio::task::AbortHandle>,
-}
-
-impl Client {
-    fn cancel_expiry(&mut self) {
-        if let Some(t) = self.expiry.take() {
-            t.abort();
-        }
-    }
-}
-
-impl Client {
-    fn push(&mut self, id: u64, data: Bytes) {
-        self.seq += 1;
-        let f = Frame {
-            seq: self.seq,
-            data,
-        };
-        if self.replay.len() == REPLAY {
-            self.replay.pop_front();
-        }
-        self.replay.push_back(f.clone());
-        if self.tx.is_closed() {
-            return;
-        }
-        if self.tx.capacity() > 1 {
-            let _ = self.tx.try_send(f);
-            return;
-        }
-        tracing::warn!(
-            client = id,
-            "event stream client fell {QUEUE} events behind: told so and cut"
-        );
-        let notice = frame(
-            "STREAM_LAGGED",
-            &json!({"dropped_after_seq": self.seq - 1,
-                    "reason": "the client fell too far behind; reconnect and re-read balances and history"}),
-        );
-        let _ = self.tx.try_send(Frame {
-            seq: self.seq,
-            data: notice,
-        });
-        // Replacing the sender ends this stream once the client has read what is queued.
-        self.tx = mpsc::channel(1).0;
-    }
-}
-
 struct Streamer {
     clients: HashSet<u64>,
     task: Option<tokio::task::AbortHandle>,
@@ -125,6 +59,8 @@ struct Streamer {
 struct Inner {
     clients: HashMap<u64, Client>,
     streamers: HashMap<String, Streamer>,
+    /// Disconnects so far (orders the detached clients).
+    detaches: u64,
 }
 
 /// Clients and streamers; cheap to clone (tasks hold a clone).
@@ -215,6 +151,7 @@ impl Hub {
                         replay: VecDeque::new(),
                         listening: HashSet::new(),
                         detached: false,
+                        detached_order: 0,
                         expiry: None,
                     },
                 );
@@ -235,10 +172,12 @@ impl Hub {
             return self.expire_now(id, conn);
         };
         let mut inner = self.lock();
+        let order = inner.detaches + 1;
         let Some(c) = inner.clients.get_mut(&id).filter(|c| c.conn == conn) else {
             return;
         };
         c.detached = true;
+        c.detached_order = order;
         let hub = self.clone();
         // Spawning does not block, so it may happen under the lock: the handle is stored
         // before any reconnect could look for it.
@@ -248,6 +187,17 @@ impl Hub {
         });
         c.cancel_expiry();
         c.expiry = Some(timer.abort_handle());
+        inner.detaches = order;
+        let mut count = 0;
+        let mut oldest = (u64::MAX, id, conn);
+        for (cid, c) in inner.clients.iter().filter(|(_, c)| c.detached) {
+            count += 1;
+            oldest = oldest.min((c.detached_order, *cid, c.conn));
+        }
+        if count > MAX_DETACHED {
+            drop(inner);
+            self.expire(oldest.1, oldest.2);
+        }
     }
 
     /// Outside a runtime there is no timer: the client goes at once.
@@ -268,7 +218,9 @@ impl Hub {
         {
             return;
         }
-        if let Some(c) = inner.clients.remove(&id) {
+        if let Some(mut c) = inner.clients.remove(&id) {
+            // Gone before its grace ended (past `MAX_DETACHED`): its timer goes too.
+            c.cancel_expiry();
             for s in c.listening {
                 leave(&mut inner, id, &s);
             }

@@ -218,3 +218,29 @@ async fn reconnects_leave_no_grace_timers_behind() {
     assert!(hub.lock().clients.is_empty());
     assert_eq!(alive(), base);
 }
+
+#[tokio::test]
+async fn detached_clients_are_capped_oldest_first() {
+    let hub = Hub::default();
+    let n = MAX_DETACHED as u64 + 5;
+    for id in 1..=n {
+        drop(hub.connect(id, None));
+    }
+    let inner = hub.lock();
+    assert_eq!(
+        inner.clients.len(),
+        MAX_DETACHED,
+        "kept for their grace, up to the cap"
+    );
+    assert!(
+        (1..=5).all(|id| !inner.clients.contains_key(&id)),
+        "the oldest went first"
+    );
+    assert!((6..=n).all(|id| inner.clients.contains_key(&id)));
+    let timers = inner
+        .clients
+        .values()
+        .filter(|c| c.expiry.is_some())
+        .count();
+    assert_eq!(timers, MAX_DETACHED);
+}
