@@ -141,18 +141,26 @@ async fn run(
         };
         // Bulk work: paced within the budget less the reserve, so the user's own requests on
         // the same server never queue behind it.
-        let step =
-            crate::electrum::background(sync::sync_once(&coin, &store, &progress, only.as_ref()));
+        let mut changed = Vec::new();
+        let step = crate::electrum::background(sync::sync_once(
+            &coin,
+            &store,
+            &progress,
+            only.as_ref(),
+            &mut changed,
+        ))
+        .await;
+        if step.is_ok() {
+            *lock(&status) = SyncStatus::Finished;
+        }
+        // What was committed is news, also from a step that failed later.
+        for d in changed {
+            let _ = events.send((ticker.clone(), d));
+        }
         // A failed step is retried whole.
         let mut all = false;
-        let wait = match step.await {
-            Ok(changed) => {
-                *lock(&status) = SyncStatus::Finished;
-                for d in changed {
-                    let _ = events.send((ticker.clone(), d));
-                }
-                POLL
-            }
+        let wait = match step {
+            Ok(()) => POLL,
             Err(e) => {
                 tracing::warn!(coin = %ticker, error = %e, "history sync failed");
                 *lock(&status) = SyncStatus::Error(json!({"code": -1, "message": e.to_string()}));

@@ -129,14 +129,16 @@ fn now() -> u64 {
 }
 
 /// One sync step, of every wallet scripthash (`only` None) or of the ones that changed.
-/// `progress` hears how many transactions are left to fetch. Returns the details of every new or
-/// changed entry.
+/// `progress` hears how many transactions are left to fetch. `changed` gets the details of every
+/// new or changed entry that was committed, also when the step fails half-way (the chunks before
+/// the failure stay stored, and their events must not be lost).
 pub async fn sync_once(
     coin: &UtxoCoin,
     store: &Store,
     progress: &(dyn Fn(usize) + Send + Sync),
     only: Option<&std::collections::HashSet<String>>,
-) -> Result<Vec<Value>, SyncError> {
+    changed: &mut Vec<Value>,
+) -> Result<(), SyncError> {
     let ticker = coin.ticker().to_string();
     let (mine, pairs) = wallet_scripts(coin).await;
     let shs: Vec<String> = pairs.iter().map(|(s, _)| s.clone()).collect();
@@ -149,7 +151,7 @@ pub async fn sync_once(
         .unzip();
     if asked.is_empty() {
         // A change of a script history does not cover (a P2PK scripthash).
-        return Ok(Vec::new());
+        return Ok(());
     }
     let mut keys: Vec<&String> = shs.iter().collect();
     keys.sort();
@@ -165,7 +167,7 @@ pub async fn sync_once(
     if only.is_some() && known.values().any(|k| !k.current) {
         // The script set changed (a new HD address): every entry is derived again, so every
         // scripthash's history is needed.
-        return Box::pin(sync_once(coin, store, progress, None)).await;
+        return Box::pin(sync_once(coin, store, progress, None, changed)).await;
     }
     let histories = coin.pool.histories(&asked).await?;
     let mut heights: HashMap<String, u64> = HashMap::default();
@@ -215,7 +217,6 @@ pub async fn sync_once(
     });
     let seen = now();
     let mut times: HashMap<u64, u64> = HashMap::default();
-    let mut changed = Vec::new();
     // Each chunk is fetched, derived and committed on its own: a long first sync keeps what it
     // has done if it fails half-way, and memory stays bounded. Two chunks are fetched at once
     // unless the server is paced (the next one's transactions go out while this one's inputs
@@ -252,7 +253,15 @@ pub async fn sync_once(
         let chunk = chunks[i];
         progress(new_ids.len() - i * CHUNK);
         i += 1;
-        let (txs, prevs, chunk_times) = got?;
+        let (txs, prevs, chunk_times) = match got {
+            Ok(got) => got,
+            Err(e) => {
+                if let Some(previous) = committing.take() {
+                    changed.extend(previous.await?);
+                }
+                return Err(e);
+            }
+        };
         times.extend(chunk_times);
         let mut part = Batch::default();
         for id in chunk {
@@ -297,11 +306,11 @@ pub async fn sync_once(
         m.2 = time_of(m.1, &m.0, &times, &known, seen);
     }
     if batch.moved.is_empty() && batch.remove.is_empty() {
-        return Ok(changed);
+        return Ok(());
     }
     let t = ticker;
     changed.extend(store.call(move |c| db::apply(c, &t, batch)).await?);
-    Ok(changed)
+    Ok(())
 }
 
 /// A block's time, or for an unmined tx the first time we saw it (kept across syncs).
