@@ -10,7 +10,6 @@
 use crate::store::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
-use std::collections::HashSet;
 
 /// Where a page starts: after `n` entries, or after the entry with this id.
 #[derive(Debug, Clone)]
@@ -43,19 +42,16 @@ fn count(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<usize
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
-fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Entry)> {
-    Ok((
-        r.get(0)?,
-        Entry {
-            height: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-            details: r.get(2)?,
-        },
-    ))
+fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    Ok(Entry {
+        height: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+        details: r.get(1)?,
+    })
 }
 
-const UNMINED: &str = "SELECT tx_hash, height, details FROM tx_history
+const UNMINED: &str = "SELECT height, details FROM tx_history
      WHERE coin = ?1 AND height = 0 ORDER BY tx_hash LIMIT ?2 OFFSET ?3";
-const MINED: &str = "SELECT tx_hash, height, details FROM tx_history
+const MINED: &str = "SELECT height, details FROM tx_history
      WHERE coin = ?1 AND height > 0 ORDER BY height DESC, tx_hash LIMIT ?2 OFFSET ?3";
 /// The same order, hashes only: read from the index alone.
 const ORDER: [&str; 2] = [
@@ -72,15 +68,14 @@ fn range(
     limit: usize,
 ) -> Result<Vec<Entry>, StoreError> {
     let mut out = Vec::new();
-    let parts = [(UNMINED, skip), (MINED, skip.saturating_sub(unmined))];
-    for (i, (sql, offset)) in parts.into_iter().enumerate() {
+    for (sql, offset) in [(UNMINED, skip), (MINED, skip.saturating_sub(unmined))] {
         let want = limit - out.len();
-        if want == 0 || (i == 0 && skip >= unmined) {
-            continue;
+        if want == 0 {
+            break;
         }
         let mut st = conn.prepare_cached(sql)?;
         for r in st.query_map(params![coin, to_i64(want), to_i64(offset)], entry)? {
-            out.push(r?.1);
+            out.push(r?);
         }
     }
     Ok(out)
@@ -129,14 +124,7 @@ fn filtered(
     start: &Start,
     limit: usize,
 ) -> Result<Option<Slice>, StoreError> {
-    let mut st =
-        conn.prepare_cached("SELECT tx_hash FROM tx_address WHERE coin = ?1 AND address = ?2")?;
-    let mut set = HashSet::new();
-    for a in addresses {
-        for h in st.query_map(params![coin, a], |r| r.get::<_, String>(0))? {
-            set.insert(h?);
-        }
-    }
+    let set = super::db::touching(conn, coin, addresses)?;
     let mut order = Vec::new();
     for sql in ORDER {
         let mut st = conn.prepare_cached(sql)?;
@@ -156,11 +144,11 @@ fn filtered(
         },
     };
     let mut get = conn.prepare_cached(
-        "SELECT tx_hash, height, details FROM tx_history WHERE coin = ?1 AND tx_hash = ?2",
+        "SELECT height, details FROM tx_history WHERE coin = ?1 AND tx_hash = ?2",
     )?;
     let mut entries = Vec::new();
     for h in order.iter().skip(skipped).take(limit) {
-        entries.push(get.query_row(params![coin, h], entry)?.1);
+        entries.push(get.query_row(params![coin, h], entry)?);
     }
     Ok(Some(Slice {
         total: order.len(),
