@@ -125,7 +125,7 @@ impl Ctx {
     /// Builds the state, checking the coins file and opening the wallet once, at start-up. This
     /// blocks (Argon2id, SQLite): call it off the async workers (`Ctx::open`).
     pub fn new(config: Config) -> Result<Ctx, StartError> {
-        let registry = Registry::load(&config.coins).map_err(StartError::Coins)?;
+        let registry = Registry::load(&config.coins);
         let wallets = WalletDir::new(crate::wallet::db_root(config.dbdir.as_deref()));
         let (keys, wallet_name) = open_wallet(&config, &wallets)?;
         let store = match &keys {

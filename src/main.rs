@@ -135,9 +135,17 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     tracing::info!(target: "kdfd",
         gui = %ctx.config.gui,
         coins = ctx.registry.len(),
+        refused = ctx.registry.refused_len(),
         coins_source = %ctx.config.coins_source,
         "config loaded"
     );
+    // One line per reason, not per coin: a real coins file refuses dozens for the same reason.
+    for (reason, tickers) in ctx.registry.refused_by_reason() {
+        tracing::info!(target: "kdfd", count = tickers.len(), coins = %tickers.join(","), "coins listed but refused at activation: {reason}");
+    }
+    for skipped in ctx.registry.skipped() {
+        tracing::warn!(target: "kdfd", "coins file entry skipped: {skipped}");
+    }
     let addr = SocketAddr::new(ctx.config.rpcip, ctx.config.rpcport);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

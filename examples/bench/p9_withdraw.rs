@@ -54,8 +54,7 @@ async fn one_withdraw(
         kdfd_testkit::shipped_coins()
             .as_array()
             .map_or(&[][..], Vec::as_slice),
-    )
-    .map_err(|e| anyhow!("registry: {e:?}"))?;
+    );
     let conf = reg.get("RICK").ok_or_else(|| anyhow!("no RICK"))?;
     let tx = kdfd::coins::withdraw::decode_tx(&conf, &raw)
         .map_err(|e| anyhow!("decode the signed tx: {e:?}"))?;

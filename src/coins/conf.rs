@@ -69,6 +69,14 @@ pub struct CoinConf {
     pub protocol_data: Option<Value>,
     /// `decimals` is in the entry: an ERC-20 token without it asks the contract.
     pub decimals_given: bool,
+    /// `fork_id` (BCH family): signatures commit to it with SIGHASH_FORKID.
+    pub fork_id: Option<u32>,
+    /// `isPoS`: a time field after the version (Peercoin family).
+    pub is_pos: bool,
+    /// `isPoSV`: a time field after the lock time (Reddcoin family).
+    pub is_posv: bool,
+    /// `signature_version` as written (`base`, `witness_v0`).
+    pub signature_version: Option<String>,
 }
 
 /// Reads an optional u32 given as a number or a hex string (`"0x892f2085"` or `"892f2085"`).
@@ -138,7 +146,58 @@ pub fn parse_address_format(v: Option<&Value>) -> Result<Option<AddressFormat>, 
     }
 }
 
+/// The one Groestlcoin entry: its base58check is double Groestl-512, not double SHA-256 (KDF
+/// picks the checksum by this ticker, not by a field).
+const GROESTL_TICKERS: [&str; 1] = ["GRS"];
+
 impl CoinConf {
+    /// Why kdfd will not activate this entry at all (its addresses would be wrong or its
+    /// protocol is not served); `None` when it activates.
+    pub fn refusal(&self) -> Option<String> {
+        if !super::SERVED_PROTOCOLS.contains(&self.protocol.as_str()) {
+            return Some(format!(
+                "protocol type {} is not supported by kdfd (it serves UTXO, ETH and ERC20)",
+                self.protocol
+            ));
+        }
+        if self.protocol == "UTXO" && GROESTL_TICKERS.contains(&self.ticker.as_str()) {
+            return Some(
+                "Groestlcoin addresses (a double Groestl-512 base58 checksum) are not supported by kdfd"
+                    .into(),
+            );
+        }
+        None
+    }
+
+    /// Why kdfd will not sign a transaction of this coin: a transaction format or signature
+    /// hash it has no proven code for. The coin still activates (its addresses and balances
+    /// are right); `withdraw` answers this reason instead of a transaction the chain would read
+    /// differently.
+    pub fn signing_refusal(&self) -> Option<String> {
+        let t = &self.ticker;
+        if self.fork_id.is_some_and(|f| f != 0) {
+            return Some(format!(
+                "{t}: signing with a fork id (SIGHASH_FORKID, BCH family) is not supported by kdfd"
+            ));
+        }
+        if self.is_pos {
+            return Some(format!(
+                "{t}: proof-of-stake transactions (isPoS: a time field after the version) are not supported by kdfd"
+            ));
+        }
+        if self.is_posv {
+            return Some(format!(
+                "{t}: PoSV transactions (isPoSV: a time field after the lock time) are not supported by kdfd"
+            ));
+        }
+        match self.signature_version.as_deref() {
+            None | Some("base") | Some("witness_v0") => None,
+            Some(v) => Some(format!(
+                "{t}: signature_version '{v}' is not supported by kdfd (base or witness_v0)"
+            )),
+        }
+    }
+
     /// The entry's `derivation_path`, parsed; HD activation needs it.
     pub fn coin_path(&self) -> Result<CoinPath, HdError> {
         CoinPath::parse(
@@ -254,6 +313,10 @@ impl CoinConf {
                 .filter(|v| !v.is_null())
                 .cloned(),
             decimals_given: entry.get("decimals").is_some_and(|v| !v.is_null()),
+            fork_id: hex_u32(entry, "fork_id")?,
+            is_pos: boolean(entry, "isPoS", false)?,
+            is_posv: boolean(entry, "isPoSV", false)?,
+            signature_version: opt_string(entry, "signature_version")?,
         })
     }
 }

@@ -203,6 +203,11 @@ fn token_conf(
     ticker: &str,
     platform: &str,
 ) -> Result<(Arc<CoinConf>, EvmConf), CoinError> {
+    if let Some(why) = registry.refusal(ticker) {
+        return Err(CoinError::Config(format!(
+            "Token {ticker} is listed in the coins file but not supported: {why}"
+        )));
+    }
     let conf = registry
         .get(ticker)
         .ok_or_else(|| CoinError::TokenConfigNotFound(ticker.to_string()))?;

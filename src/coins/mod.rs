@@ -21,51 +21,100 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Every coin entry of the coins file, by ticker.
+/// Protocol types kdfd activates; every other entry is kept and refused at activation.
+pub const SERVED_PROTOCOLS: [&str; 3] = ["UTXO", "ETH", "ERC20"];
+
+/// Every coin entry of the coins file, by ticker: the ones kdfd serves, and the ones it keeps
+/// only to refuse with a reason (an unknown protocol type, a field value kdfd cannot honour).
+/// One bad entry never stops start-up: a real coins file lists hundreds of coins, and a user
+/// who wants ten of them must not lose all of them to one entry kdfd does not know.
 #[derive(Debug, Default)]
 pub struct Registry {
     coins: HashMap<String, Arc<CoinConf>>,
+    refused: HashMap<String, String>,
+    /// Entries that could not be keyed at all (no ticker) or repeated a ticker.
+    skipped: Vec<String>,
 }
 
 impl Registry {
-    /// Checks every entry; one error lists every bad entry by coin and field.
-    pub fn load(entries: &[Value]) -> Result<Registry, String> {
-        let mut coins = HashMap::new();
-        let mut problems = Vec::new();
+    /// Checks every entry: each is served, refused with its reason, or (without a usable
+    /// `coin`, or as a repeat of a ticker, where KDF's lookup finds the first) skipped.
+    pub fn load(entries: &[Value]) -> Registry {
+        let mut reg = Registry::default();
         for (i, entry) in entries.iter().enumerate() {
-            let name = entry
+            let Some(ticker) = entry
                 .get("coin")
                 .and_then(Value::as_str)
-                .map_or_else(|| format!("entry #{i}"), |t| format!("coin '{t}'"));
-            match CoinConf::from_json(entry) {
+                .filter(|t| !t.is_empty())
+            else {
+                reg.skipped.push(format!(
+                    "entry #{i}: field 'coin' must be a non-empty string"
+                ));
+                continue;
+            };
+            if reg.coins.contains_key(ticker) || reg.refused.contains_key(ticker) {
+                reg.skipped.push(format!(
+                    "coin '{ticker}': listed twice, the first entry is used"
+                ));
+                continue;
+            }
+            match CoinConf::from_json(entry).and_then(|c| match c.refusal() {
+                Some(why) => Err(why),
+                None => Ok(c),
+            }) {
                 Ok(c) => {
-                    if coins.insert(c.ticker.clone(), Arc::new(c)).is_some() {
-                        problems.push(format!("{name}: listed twice"));
-                    }
+                    reg.coins.insert(ticker.to_string(), Arc::new(c));
                 }
-                Err(e) => problems.push(format!("{name}: {e}")),
+                Err(why) => {
+                    reg.refused.insert(ticker.to_string(), why);
+                }
             }
         }
-        if problems.is_empty() {
-            Ok(Registry { coins })
-        } else {
-            Err(format!("bad coins file: {}", problems.join("; ")))
-        }
+        reg
     }
 
-    /// The entry of a ticker.
+    /// The entry of a ticker that kdfd serves.
     pub fn get(&self, ticker: &str) -> Option<Arc<CoinConf>> {
         self.coins.get(ticker).cloned()
     }
 
-    /// How many coins the file lists.
+    /// Why kdfd refuses a ticker the coins file lists; `None` for served and unknown tickers.
+    pub fn refusal(&self, ticker: &str) -> Option<&str> {
+        self.refused.get(ticker).map(String::as_str)
+    }
+
+    /// How many coins kdfd serves.
     pub fn len(&self) -> usize {
         self.coins.len()
     }
 
-    /// True when the file lists no coin.
+    /// True when no coin is served.
     pub fn is_empty(&self) -> bool {
         self.coins.is_empty()
+    }
+
+    /// How many listed coins are refused.
+    pub fn refused_len(&self) -> usize {
+        self.refused.len()
+    }
+
+    /// The refused tickers grouped by reason (sorted), for one start-up line per reason.
+    pub fn refused_by_reason(&self) -> Vec<(String, Vec<String>)> {
+        let mut by: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for (t, why) in &self.refused {
+            by.entry(why.as_str()).or_default().push(t.clone());
+        }
+        by.into_iter()
+            .map(|(why, mut ts)| {
+                ts.sort();
+                (why.to_string(), ts)
+            })
+            .collect()
+    }
+
+    /// Entries skipped at load (no ticker, or a repeat), each with its reason.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
     }
 }
 
@@ -278,24 +327,36 @@ mod tests {
     }
 
     #[test]
-    fn registry_names_every_bad_entry() {
-        let err = Registry::load(&[
+    fn registry_keeps_going_past_bad_entries() {
+        let reg = Registry::load(&[
             json!({"coin": "A", "protocol": {"type": "UTXO"}}),
             json!({"coin": "B", "protocol": {"type": "UTXO"}, "pubtype": "x"}),
-            json!({"coin": "A", "protocol": {"type": "UTXO"}}),
+            json!({"coin": "A", "protocol": {"type": "UTXO"}, "pubtype": 0}),
             json!(5),
-        ])
-        .unwrap_err();
-        assert!(err.contains("coin 'B': field 'pubtype'"), "{err}");
-        assert!(err.contains("coin 'A': listed twice"), "{err}");
-        assert!(err.contains("entry #3"), "{err}");
+            json!({"coin": "ATOM", "protocol": {"type": "TENDERMINT"}}),
+            json!({"coin": "C", "protocol": {"type": "UTXO"}}),
+        ]);
+        assert_eq!(reg.len(), 2);
+        assert_eq!(
+            reg.get("A").unwrap().pubtype,
+            60,
+            "the first entry of a ticker is used"
+        );
+        assert!(reg.refusal("B").unwrap().contains("field 'pubtype'"));
+        assert!(reg.refusal("ATOM").unwrap().contains("TENDERMINT"));
+        assert!(reg.get("B").is_none() && reg.refusal("C").is_none());
+        let skipped = reg.skipped().join("; ");
+        assert!(skipped.contains("coin 'A': listed twice"), "{skipped}");
+        assert!(skipped.contains("entry #3"), "{skipped}");
+        assert_eq!(reg.refused_by_reason().len(), 2);
     }
 
     #[test]
     fn shipped_coins_file_loads() {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/coins")).unwrap();
         let list: Vec<Value> = serde_json::from_str(&text).unwrap();
-        let reg = Registry::load(&list).unwrap();
+        let reg = Registry::load(&list);
+        assert_eq!(reg.refused_len(), 0);
         for t in [
             "DOC",
             "MARTY",

@@ -69,23 +69,44 @@ pub(super) fn conf_text(src: &Sources) -> Result<String, ConfigError> {
     Err(ConfigError::NoConfig)
 }
 
+/// The entries of a coins list in either shape: KDF's `coins` array, or the Komodo Wallet
+/// SDK's `coins_config*.json` object keyed by ticker (an entry without `coin` takes its key).
+fn entries(v: Value) -> Result<Vec<Value>, String> {
+    match v {
+        Value::Array(list) => Ok(list),
+        Value::Object(map) => Ok(map
+            .into_iter()
+            .map(|(ticker, mut entry)| {
+                if let Some(o) = entry.as_object_mut() {
+                    o.entry("coin").or_insert(Value::String(ticker));
+                }
+                entry
+            })
+            .collect()),
+        _ => Err("not an array of coin entries or an object of them keyed by ticker".into()),
+    }
+}
+
 /// Finds the coins list: `--coins`, inline `coins`, `MM_COINS_PATH`, `./coins`, `~/.kdf/coins`.
 pub(super) fn coins_list(src: &Sources, conf: &Value) -> Result<(Vec<Value>, String), ConfigError> {
     let from_file = |path: &Path| -> Result<(Vec<Value>, String), ConfigError> {
         let text = read_file(path)?;
-        match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Array(list)) => Ok((list, path.display().to_string())),
-            Ok(_) => Err(ConfigError::BadCoins(path.into(), "not an array".into())),
-            Err(e) => Err(ConfigError::BadCoins(path.into(), e.to_string())),
-        }
+        let v = serde_json::from_str::<Value>(&text)
+            .map_err(|e| ConfigError::BadCoins(path.into(), e.to_string()))?;
+        entries(v)
+            .map(|list| (list, path.display().to_string()))
+            .map_err(|e| ConfigError::BadCoins(path.into(), e))
     };
     if let Some(path) = &src.coins_file {
         return from_file(path);
     }
     match conf.get("coins") {
-        Some(Value::Array(list)) => return Ok((list.clone(), "config".to_string())),
         Some(Value::Null) | None => {}
-        Some(_) => return Err(ConfigError::Invalid("coins must be an array".into())),
+        Some(v) => {
+            return entries(v.clone())
+                .map(|list| (list, "config".to_string()))
+                .map_err(|e| ConfigError::Invalid(format!("coins: {e}")))
+        }
     }
     if let Some(path) = &src.env_coins {
         return from_file(path);

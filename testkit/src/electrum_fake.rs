@@ -127,6 +127,8 @@ struct Shared {
     mode: AtomicU8,
     latency_nanos: AtomicU64,
     next_conn_id: AtomicU64,
+    /// Unplanted scripthashes answer a balance derived from their own bytes.
+    derive_balances: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -196,6 +198,7 @@ impl FakeElectrum {
             mode: AtomicU8::new(Mode::Normal.to_u8()),
             latency_nanos: AtomicU64::new(0),
             next_conn_id: AtomicU64::new(1),
+            derive_balances: std::sync::atomic::AtomicBool::new(false),
         });
         let (acceptor, cert_pem) = match tls {
             Some((a, pem)) => (Some(a), Some(pem)),
@@ -267,6 +270,13 @@ impl FakeElectrum {
     }
 
     /// Sets a scripthash balance and notifies every connection subscribed to it.
+    /// From now on every scripthash without a planted balance has one derived from its bytes
+    /// ([`derived_balance`]): two clients that show the same balance for an address asked for
+    /// the same scripthashes, which a differential test of address derivation relies on.
+    pub fn derive_unplanted_balances(&self) {
+        self.shared.derive_balances.store(true, Ordering::SeqCst);
+    }
+
     pub fn set_balance(&self, scripthash_hex: &str, confirmed: i64, unconfirmed: i64) {
         let key = scripthash_hex.to_ascii_lowercase();
         let silent = self.shared.mode() == Mode::Silent;
@@ -737,6 +747,25 @@ fn handle_request(req: Value, conn_id: u64, shared: &Shared) -> Option<Value> {
     })
 }
 
+/// The confirmed balance of an unplanted scripthash when derived balances are on: its first
+/// three bytes as satoshis (0 to 16 777 215), so nearly every script gets its own.
+pub fn derived_balance(scripthash_hex: &str) -> i64 {
+    i64::from_str_radix(scripthash_hex.get(..6).unwrap_or("0"), 16).unwrap_or(0)
+}
+
+fn planted_or_derived(st: &State, shared: &Shared, key: &str) -> Option<Balance> {
+    st.balances.get(key).copied().or_else(|| {
+        shared
+            .derive_balances
+            .load(Ordering::SeqCst)
+            .then(|| Balance {
+                confirmed: derived_balance(key),
+                unconfirmed: 0,
+                revision: 0,
+            })
+    })
+}
+
 /// Runs one method and returns its result or a JSON-RPC error (code, message).
 fn dispatch(
     method: &str,
@@ -764,9 +793,7 @@ fn dispatch(
         "blockchain.scripthash.get_balance" => {
             let key = scripthash_param(req)?;
             let st = shared.lock();
-            let (c, u) = st
-                .balances
-                .get(&key)
+            let (c, u) = planted_or_derived(&st, shared, &key)
                 .map_or((0, 0), |b| (b.confirmed, b.unconfirmed));
             Ok(json!({"confirmed": c, "unconfirmed": u}))
         }
@@ -774,10 +801,8 @@ fn dispatch(
             let spelling = raw_scripthash_param(req)?;
             let key = spelling.to_ascii_lowercase();
             let mut st = shared.lock();
-            let status = st
-                .balances
-                .get(&key)
-                .map_or(Value::Null, |b| Value::String(status_hex(&key, b)));
+            let status = planted_or_derived(&st, shared, &key)
+                .map_or(Value::Null, |b| Value::String(status_hex(&key, &b)));
             if let Some(conn) = st.conns.get_mut(&conn_id) {
                 conn.subs.insert(key, spelling);
             }

@@ -7,6 +7,7 @@ pub use kdfd_testkit::*;
 
 pub mod bad_wallet;
 pub mod hold_proxy;
+pub mod kdf_ref;
 pub mod node_rpc;
 pub mod regtest;
 pub mod sdk;

@@ -40,7 +40,7 @@ impl Env {
         coins.as_array_mut().unwrap().push(real_entry());
         let coins_file = dbdir.path().join("kdf_coins.json");
         std::fs::write(&coins_file, coins.to_string()).unwrap();
-        let reg = Registry::load(coins.as_array().unwrap()).unwrap();
+        let reg = Registry::load(coins.as_array().unwrap());
         Env {
             dbdir,
             coins_file,

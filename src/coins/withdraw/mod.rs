@@ -164,6 +164,9 @@ pub fn build(
     spec: &WithdrawSpec,
     lock_time: u32,
 ) -> Result<SignedWithdraw, WithdrawError> {
+    if let Some(why) = conf.signing_refusal() {
+        return Err(WithdrawError::UnsupportedCoin(why));
+    }
     let kind = sender_kind(key, from_script)?;
     check_recipient(&spec.to_script)?;
     if conf.overwintered && (conf.txversion != 4 || kind != SenderKind::P2pkh) {

@@ -129,6 +129,9 @@ pub async fn init(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcError> {
     if ctx.coins.get(&ticker).is_some() {
         return Err(kdf_errors::already_activated(&ticker));
     }
+    if let Some(why) = ctx.registry.refusal(&ticker) {
+        return Err(kdf_errors::coin_creation(&ticker, why));
+    }
     let conf = ctx
         .registry
         .get(&ticker)

@@ -56,6 +56,11 @@ struct ElectrumAnswer<'a> {
 pub async fn electrum(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError> {
     let (ticker, head): (String, ElectrumHead) = with_coin(&req)?;
     let mm2_in_request = head.mm2.is_some();
+    if let Some(why) = ctx.registry.refusal(&ticker) {
+        return Err(RpcError::CoinConfig(format!(
+            "Coin {ticker} is listed in the coins file but not supported: {why}"
+        )));
+    }
     let conf = match ctx.registry.get(&ticker) {
         Some(c) if c.mm2 || mm2_in_request => c,
         None if mm2_in_request => {

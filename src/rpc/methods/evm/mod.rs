@@ -60,6 +60,11 @@ fn opt_u64(req: &Value, key: &str) -> Result<Option<u64>, RpcError> {
 
 /// The coin's entry, with KDF's `mm2` rule.
 fn coin_conf(ctx: &Ctx, ticker: &str, mm2_in_request: bool) -> Result<Arc<CoinConf>, RpcError> {
+    if let Some(why) = ctx.registry.refusal(ticker) {
+        return Err(RpcError::CoinConfig(format!(
+            "Coin {ticker} is listed in the coins file but not supported: {why}"
+        )));
+    }
     match ctx.registry.get(ticker) {
         Some(c) if c.mm2 || mm2_in_request => Ok(c),
         None => Err(RpcError::CoinConfig(format!(
