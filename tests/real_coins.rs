@@ -256,3 +256,38 @@ async fn every_utxo_entry_shows_what_the_real_kdf_shows() {
     assert_eq!(outcome["refused at activation"].len(), 5);
     assert_eq!(outcome["same address and balance as KDF"].len(), 159);
 }
+
+/// The Komodo Wallet polls `my_orders` and `my_recent_swaps` after sign-in: kdfd makes neither,
+/// and answers exactly what KDF answers with none (v2 included); a bad `from_uuid` is an error
+/// on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_and_swap_lists_are_empty_as_kdf_shows_them() {
+    let kdf = KdfRef::start(FIXTURE.as_ref(), PASSPHRASE, USERPASS).await;
+    let k = launch_on(vec!["--coins".into(), FIXTURE.into()], vec![]);
+    let uuid = "5d02843e-d1b4-488d-aad0-114d82020453";
+    let same = [
+        req("my_orders", json!({})),
+        req("my_recent_swaps", json!({})),
+        req("my_recent_swaps", json!({"limit": 5, "page_number": 2})),
+        req(
+            "my_recent_swaps",
+            json!({"limit": 0, "from_uuid": uuid, "my_coin": "KMD"}),
+        ),
+        json!({"userpass": USERPASS, "mmrpc": "2.0", "method": "my_recent_swaps", "params": {}, "id": 7}),
+    ];
+    for r in &same {
+        let (_, theirs) = kdf.post(r).await;
+        let (status, ours) = k.post(r).await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(ours, theirs, "{r}");
+    }
+    for bad in [json!({"from_uuid": "abc"}), json!({"limit": "x"})] {
+        let r = req("my_recent_swaps", bad);
+        let (_, theirs) = kdf.post(&r).await;
+        let (_, ours) = k.post(&r).await;
+        assert!(
+            theirs["error"].is_string() && ours["error"].is_string(),
+            "{theirs} {ours}"
+        );
+    }
+}

@@ -8,6 +8,7 @@ mod evm;
 mod field;
 mod hd;
 mod history;
+mod market;
 mod node;
 mod send;
 mod stream;
@@ -144,6 +145,9 @@ static LEGACY: &[Method] = &[
     method!("enable",            private, Activates,   Some(500), evm::enable),
     // history (hist)
     method!("my_tx_history",     private, ReadsCoin,   None,      history::my_tx_history),
+    // orders and swaps: kdfd makes none, so both are truthfully empty
+    method!("my_orders",         private, None,        None,      market::my_orders),
+    method!("my_recent_swaps",   private, None,        None,      market::my_recent_swaps),
 ];
 
 /// Methods answered with `"mmrpc": "2.0"` (and, by fallback, without it when legacy lacks them).
@@ -188,6 +192,7 @@ static V2: &[Method] = &[
     method!("task::enable_eth::cancel", private, None,      None,      evm::task_cancel),
     // history (hist)
     method!("my_tx_history",     private, ReadsCoin,   None,      history::my_tx_history_v2),
+    method!("my_recent_swaps",   private, None,        None,      market::my_recent_swaps_v2),
 ];
 
 /// Starts the coin's background history sync (`tx_history: true`).
