@@ -6,7 +6,7 @@ use super::CoinConf;
 use crate::crypto;
 use bitcoin::base58;
 use bitcoin::bech32::{self, segwit, Fe32, Hrp};
-use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hashes::Hash;
 use bitcoin::{PubkeyHash, ScriptBuf, ScriptHash, WPubkeyHash, WScriptHash};
 
 /// What an address pays to.
@@ -48,7 +48,7 @@ fn parse_legacy(conf: &CoinConf, s: &str) -> Result<Option<AddrKind>, String> {
         _ => return Ok(None),
     };
     let (body, check) = raw.split_at(raw.len() - 4);
-    if sha256d::Hash::hash(body)[..4] != *check {
+    if conf.checksum.of(body) != *check {
         return Err(format!("Address {s} has invalid checksum"));
     }
     if !(21..=22).contains(&body.len()) {
@@ -165,7 +165,7 @@ pub fn convert(conf: &CoinConf, from: &str, to_format: &str) -> Result<String, S
     let kind = parse(conf, from)?;
     match to_format {
         "standard" => match kind.hash160() {
-            Some(h) => Ok(crypto::p2pkh_address(&conf.p2pkh_prefix, &h)),
+            Some(h) => Ok(conf.p2pkh_address(&h)),
             None => Err(format!(
                 "Cannot convert the P2WSH address {from} to a standard address"
             )),

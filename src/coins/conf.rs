@@ -77,6 +77,8 @@ pub struct CoinConf {
     pub is_posv: bool,
     /// `signature_version` as written (`base`, `witness_v0`).
     pub signature_version: Option<String>,
+    /// The base58check checksum of its addresses and WIFs (by ticker, as KDF picks it).
+    pub checksum: crypto::Checksum,
 }
 
 /// Reads an optional u32 given as a number or a hex string (`"0x892f2085"` or `"892f2085"`).
@@ -160,12 +162,6 @@ impl CoinConf {
                 self.protocol
             ));
         }
-        if self.protocol == "UTXO" && GROESTL_TICKERS.contains(&self.ticker.as_str()) {
-            return Some(
-                "Groestlcoin addresses (a double Groestl-512 base58 checksum) are not supported by kdfd"
-                    .into(),
-            );
-        }
         None
     }
 
@@ -175,6 +171,11 @@ impl CoinConf {
     /// differently.
     pub fn signing_refusal(&self) -> Option<String> {
         let t = &self.ticker;
+        if self.checksum == crypto::Checksum::Groestl512d {
+            return Some(format!(
+                "{t}: Groestlcoin transactions (single SHA-256 txids and signature hashes) are not supported by kdfd"
+            ));
+        }
         if self.fork_id.is_some_and(|f| f != 0) {
             return Some(format!(
                 "{t}: signing with a fork id (SIGHASH_FORKID, BCH family) is not supported by kdfd"
@@ -198,6 +199,24 @@ impl CoinConf {
         }
     }
 
+    /// The base58check P2PKH address of a hash160 (`taddr`+`pubtype`, the coin's checksum).
+    pub fn p2pkh_address(&self, h160: &[u8; 20]) -> String {
+        let mut payload = self.p2pkh_prefix.clone();
+        payload.extend_from_slice(h160);
+        crypto::base58check(&payload, self.checksum)
+    }
+
+    /// The base58check P2SH address of a hash160 (`taddr`+`p2shtype`, the coin's checksum).
+    pub fn p2sh_address(&self, h160: &[u8; 20]) -> String {
+        let mut payload = if self.taddr != 0 {
+            vec![self.taddr, self.p2shtype]
+        } else {
+            vec![self.p2shtype]
+        };
+        payload.extend_from_slice(h160);
+        crypto::base58check(&payload, self.checksum)
+    }
+
     /// The entry's `derivation_path`, parsed; HD activation needs it.
     pub fn coin_path(&self) -> Result<CoinPath, HdError> {
         CoinPath::parse(
@@ -213,7 +232,7 @@ impl CoinConf {
     pub fn address_of(&self, pubkey: &[u8; 33]) -> Result<String, String> {
         let h160 = hash160::Hash::hash(pubkey).to_byte_array();
         match self.address_format {
-            AddressFormat::Standard => Ok(crypto::p2pkh_address(&self.p2pkh_prefix, &h160)),
+            AddressFormat::Standard => Ok(self.p2pkh_address(&h160)),
             AddressFormat::Segwit => match &self.bech32_hrp {
                 Some(hrp) => crypto::segwit_address(hrp, &h160),
                 None => Err(format!(
@@ -277,6 +296,11 @@ impl CoinConf {
                 "field 'address_format' is segwit but 'segwit' or 'bech32_hrp' is missing".into(),
             );
         }
+        let checksum = if protocol == "UTXO" && GROESTL_TICKERS.contains(&ticker.as_str()) {
+            crypto::Checksum::Groestl512d
+        } else {
+            crypto::Checksum::Sha256d
+        };
         Ok(CoinConf {
             ticker,
             protocol,
@@ -317,6 +341,7 @@ impl CoinConf {
             is_pos: boolean(entry, "isPoS", false)?,
             is_posv: boolean(entry, "isPoSV", false)?,
             signature_version: opt_string(entry, "signature_version")?,
+            checksum,
         })
     }
 }

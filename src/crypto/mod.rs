@@ -86,13 +86,14 @@ impl KeyPair {
         Secp256k1::signing_only().sign_ecdsa_recoverable(&msg, &self.secret)
     }
 
-    /// The WIF of the secret for `show_priv_key`, with the coin's `wiftype` byte (compressed).
-    pub fn wif(&self, wiftype: u8) -> String {
-        let mut payload = Vec::with_capacity(34);
+    /// The WIF of the secret for `show_priv_key`, with the coin's `wiftype` byte (compressed)
+    /// and its base58check checksum.
+    pub fn wif(&self, wiftype: u8, checksum: Checksum) -> String {
+        let mut payload = zeroize::Zeroizing::new(Vec::with_capacity(34));
         payload.push(wiftype);
         payload.extend_from_slice(&self.secret.secret_bytes());
         payload.push(1);
-        base58::encode_check(&payload)
+        base58check(&payload, checksum)
     }
 
     /// The 65-byte uncompressed public key (EVM addresses hash it).
@@ -194,6 +195,43 @@ fn clamped_sha256(passphrase: &str) -> [u8; 32] {
 }
 
 /// Base58check P2PKH address: `prefix` (taddr byte, if any, then pubtype) ‖ hash160.
+/// The checksum of a coin's base58check strings (KDF's `ChecksumType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Checksum {
+    /// Double SHA-256: Bitcoin and nearly every coin.
+    #[default]
+    Sha256d,
+    /// Double Groestl-512: Groestlcoin.
+    Groestl512d,
+}
+
+impl Checksum {
+    /// The four checksum bytes of `body`.
+    pub fn of(self, body: &[u8]) -> [u8; 4] {
+        let full: Vec<u8> = match self {
+            Checksum::Sha256d => sha256d::Hash::hash(body).to_byte_array().to_vec(),
+            Checksum::Groestl512d => {
+                use groestl::Digest;
+                groestl::Groestl512::digest(groestl::Groestl512::digest(body)).to_vec()
+            }
+        };
+        [full[0], full[1], full[2], full[3]]
+    }
+}
+
+/// Base58check of `payload` with the given checksum.
+pub fn base58check(payload: &[u8], checksum: Checksum) -> String {
+    match checksum {
+        Checksum::Sha256d => base58::encode_check(payload),
+        Checksum::Groestl512d => {
+            let mut data = payload.to_vec();
+            data.extend_from_slice(&checksum.of(payload));
+            base58::encode(&data)
+        }
+    }
+}
+
+/// P2PKH address (base58check with double SHA-256) of a hash160 under `prefix`.
 pub fn p2pkh_address(prefix: &[u8], h160: &[u8; 20]) -> String {
     let mut payload = Vec::with_capacity(prefix.len() + 20);
     payload.extend_from_slice(prefix);

@@ -3,9 +3,8 @@
 
 use crate::coins::withdraw::DecodedTx;
 use crate::coins::{format_amount, CoinConf};
-use crate::crypto;
 use bitcoin::hashes::Hash;
-use bitcoin::{base58, ScriptBuf, Txid};
+use bitcoin::{ScriptBuf, Txid};
 use foldhash::HashMap;
 use serde_json::{json, Value};
 
@@ -38,21 +37,16 @@ pub fn script_address(conf: &CoinConf, script: &ScriptBuf) -> Option<String> {
     let b = script.as_bytes();
     if script.is_p2pkh() {
         let h: [u8; 20] = b[3..23].try_into().ok()?;
-        return Some(crypto::p2pkh_address(&conf.p2pkh_prefix, &h));
+        return Some(conf.p2pkh_address(&h));
     }
     if script.is_p2sh() {
-        let mut payload = if conf.taddr != 0 {
-            vec![conf.taddr, conf.p2shtype]
-        } else {
-            vec![conf.p2shtype]
-        };
-        payload.extend_from_slice(&b[2..22]);
-        return Some(base58::encode_check(&payload));
+        let h: [u8; 20] = b[2..22].try_into().ok()?;
+        return Some(conf.p2sh_address(&h));
     }
     if script.is_p2pk() {
         let key = script.p2pk_public_key()?;
         let h = bitcoin::hashes::hash160::Hash::hash(&key.to_bytes()).to_byte_array();
-        return Some(crypto::p2pkh_address(&conf.p2pkh_prefix, &h));
+        return Some(conf.p2pkh_address(&h));
     }
     if script.is_p2wpkh() || script.is_p2wsh() {
         let hrp = bitcoin::bech32::Hrp::parse(conf.bech32_hrp.as_deref()?).ok()?;

@@ -71,7 +71,7 @@ pub fn scripts_for_pubkey(
     let h160 = bitcoin::hashes::hash160::Hash::hash(pubkey).to_byte_array();
     match format {
         AddressFormat::Standard => Ok((
-            crypto::p2pkh_address(&conf.p2pkh_prefix, &h160),
+            conf.p2pkh_address(&h160),
             vec![
                 crypto::scripthash(&crypto::p2pkh_script(&h160)),
                 crypto::scripthash(&crypto::p2pk_script(pubkey)),

@@ -271,6 +271,6 @@ pub async fn show_priv_key(ctx: Arc<Ctx>, req: Value) -> Result<Reply, RpcError>
     let coin = active_coin(&ctx, required_str(&req, "coin")?)?;
     let s = signer(&ctx, &coin, None, "show keys")?;
     Ok(Reply::Json(json!({
-        "result": {"coin": coin.ticker(), "priv_key": s.key.wif(coin.conf.wiftype)}
+        "result": {"coin": coin.ticker(), "priv_key": s.key.wif(coin.conf.wiftype, coin.conf.checksum)}
     })))
 }
