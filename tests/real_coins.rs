@@ -29,15 +29,9 @@ fn protocol(e: &Value) -> &str {
 /// A coin added to the real file later either works like KDF or lands here on purpose.
 fn refused_at_activation(e: &Value) -> Option<&'static str> {
     match protocol(e) {
-        "UTXO" | "ETH" | "ERC20" => {}
-        _ => return Some("is not supported by kdfd (it serves UTXO, ETH and ERC20)"),
+        "UTXO" | "ETH" | "ERC20" => None,
+        _ => Some("is not supported by kdfd (it serves UTXO, ETH and ERC20)"),
     }
-    let t = e["coin"].as_str().unwrap_or("");
-    if e["address_format"]["format"] == "cashaddress" {
-        return Some("address format 'cashaddress' is not supported by kdfd");
-    }
-    let _ = t;
-    None
 }
 
 /// UTXO entries kdfd activates but will not sign for, and the words of the reason.
@@ -231,7 +225,7 @@ async fn every_utxo_entry_shows_what_the_real_kdf_shows() {
         let (_, v) = k
             .post(&req(
                 "withdraw",
-                json!({"coin": ticker, "to": to, "amount": "0.001"}),
+                json!({"coin": ticker, "to": to, "amount": "1"}),
             ))
             .await;
         let text = v["error"].as_str().unwrap_or_default();
@@ -244,11 +238,53 @@ async fn every_utxo_entry_shows_what_the_real_kdf_shows() {
             .or_default()
             .push(ticker);
     }
+    // CashAddr coins: convertaddress both ways and validateaddress answer as KDF's do.
+    for (coin, network) in [
+        ("BCH", "bitcoincash"),
+        ("XEC", "ecash"),
+        ("tBCH", "bchtest"),
+    ] {
+        let ours_addr = ours
+            .iter()
+            .zip(&utxo)
+            .find(|(_, u)| u["coin"] == coin)
+            .map(|(o, _)| o["address"].as_str().unwrap().to_string())
+            .unwrap();
+        let standard = req(
+            "convertaddress",
+            json!({"coin": coin, "from": ours_addr,
+            "to_address_format": {"format": "standard"}}),
+        );
+        let (_, t) = kdf.post(&standard).await;
+        let (_, o) = k.post(&standard).await;
+        assert_eq!(o, t, "{coin} to standard");
+        let legacy = o["result"]["address"].as_str().unwrap().to_string();
+        let back = req(
+            "convertaddress",
+            json!({"coin": coin, "from": legacy,
+            "to_address_format": {"format": "cashaddress", "network": network}}),
+        );
+        let (_, t) = kdf.post(&back).await;
+        let (_, o) = k.post(&back).await;
+        assert_eq!(o, t, "{coin} to cashaddress");
+        assert_eq!(o["result"]["address"], ours_addr.as_str());
+        for addr in [ours_addr.clone(), legacy, ours_addr.replace(':', ":x")] {
+            let v = req("validateaddress", json!({"coin": coin, "address": addr}));
+            let (_, t) = kdf.post(&v).await;
+            let (_, o) = k.post(&v).await;
+            assert_eq!(
+                o["result"]["is_valid"], t["result"]["is_valid"],
+                "{coin} {addr}: {o} {t}"
+            );
+        }
+    }
     for (what, tickers) in &outcome {
         eprintln!("{what}: {} ({})", tickers.len(), tickers.join(", "));
     }
-    assert_eq!(outcome["refused at activation"].len(), 4);
-    assert_eq!(outcome["same address and balance as KDF"].len(), 160);
+    let count = |what: &str| outcome.get(what).map_or(0, Vec::len);
+    assert_eq!(count("refused at activation"), 0);
+    assert_eq!(count("same address and balance as KDF"), 164);
+    assert_eq!(count("activates, refuses to sign"), 27);
 }
 
 /// The Komodo Wallet polls `my_orders` and `my_recent_swaps` after sign-in: kdfd makes neither,

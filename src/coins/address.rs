@@ -1,6 +1,7 @@
 //! UTXO address parsing and conversion for `validateaddress`, `convertaddress` and
-//! `verify_message`: base58check legacy first, then bech32 segwit, as KDF tries them. Cash
-//! addresses are not supported. Encodings come from the bitcoin crate.
+//! `verify_message`: base58check legacy first, then bech32 segwit, then CashAddr for coins that
+//! have a cashaddress network, as KDF tries them. Encodings come from the bitcoin and cashaddr
+//! crates.
 
 use super::CoinConf;
 use crate::crypto;
@@ -103,6 +104,47 @@ fn parse_segwit(conf: &CoinConf, s: &str) -> Result<AddrKind, String> {
     }
 }
 
+/// The length of a CashAddr payload (after `prefix:`) of a 20-byte hash: 34 data characters
+/// and 8 of checksum. Nothing else is handed to the codec, which indexes on shorter input.
+const CASHADDR_PAYLOAD_LEN: usize = 42;
+
+/// `Ok(None)` when the coin has no cashaddress network and the string names no prefix.
+fn parse_cash(conf: &CoinConf, s: &str) -> Result<Option<AddrKind>, String> {
+    let (prefix, payload) = match (s.split_once(':'), conf.cashaddr_prefix.as_deref()) {
+        (Some((p, rest)), _) => (p.to_ascii_lowercase(), rest),
+        (None, Some(p)) => (p.to_string(), s),
+        (None, None) => return Ok(None),
+    };
+    let Some(ours) = conf.cashaddr_prefix.as_deref() else {
+        return Err(format!("Address {s} has invalid prefix"));
+    };
+    if prefix != ours {
+        return Err(format!(
+            "Address {s} has invalid prefix: expected '{ours}', got '{prefix}'"
+        ));
+    }
+    let mixed = payload.bytes().any(|b| b.is_ascii_lowercase())
+        && payload.bytes().any(|b| b.is_ascii_uppercase());
+    if payload.len() != CASHADDR_PAYLOAD_LEN || mixed {
+        return Err(format!("Address {s} is not a valid cash address"));
+    }
+    let decoded: cashaddr::Payload = format!("{prefix}:{}", payload.to_ascii_lowercase())
+        .parse()
+        .map_err(|e| format!("Address {s} is not a valid cash address: {e}"))?;
+    let h: [u8; 20] = decoded
+        .as_ref()
+        .try_into()
+        .map_err(|_| format!("Address {s} is not a valid cash address: not a 20-byte hash"))?;
+    match decoded.hash_type() {
+        t if t == cashaddr::HashType::P2PKH => Ok(Some(AddrKind::P2pkh(h))),
+        t if t == cashaddr::HashType::P2SH => Ok(Some(AddrKind::P2sh(h))),
+        t => Err(format!(
+            "Address {s} has unsupported cash address type {}",
+            t.numeric_value()
+        )),
+    }
+}
+
 /// An error and its sources: bech32's top-level texts say only "decoding failed".
 fn causes(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -125,6 +167,13 @@ pub fn parse(conf: &CoinConf, s: &str) -> Result<AddrKind, String> {
             s.len()
         ));
     }
+    // A coin with a cashaddress network shows cash addresses, so they are tried first; its
+    // legacy base58 addresses are still accepted, as KDF accepts them.
+    let cash_err = match parse_cash(conf, s) {
+        Ok(Some(kind)) => return Ok(kind),
+        Ok(None) => None,
+        Err(e) => Some(e),
+    };
     let legacy_err = match parse_legacy(conf, s) {
         Ok(Some(kind)) => return Ok(kind),
         Ok(None) => format!("Address {s} is not base58check"),
@@ -141,8 +190,9 @@ pub fn parse(conf: &CoinConf, s: &str) -> Result<AddrKind, String> {
     if legacy_err.contains(" has invalid ") {
         return Err(legacy_err);
     }
+    let cash_err = cash_err.unwrap_or_else(|| "the coin has no cashaddress network".into());
     Err(format!(
-        "Cannot determine format of address {s}: legacy: {legacy_err}; segwit: {segwit_err}; cashaddress: not supported by kdfd"
+        "Cannot determine format of address {s}: legacy: {legacy_err}; segwit: {segwit_err}; cashaddress: {cash_err}"
     ))
 }
 
@@ -187,7 +237,13 @@ pub fn convert(conf: &CoinConf, from: &str, to_format: &str) -> Result<String, S
                 }
             }
         }
-        "cashaddress" => Err("Error on parse UTXO address format: cashaddress is not supported by kdfd".into()),
+        "cashaddress" => match kind {
+            AddrKind::P2pkh(h) => conf.cash_address(&h, false),
+            AddrKind::P2sh(h) => conf.cash_address(&h, true),
+            AddrKind::P2wpkh(_) | AddrKind::P2wsh(_) => Err(format!(
+                "Cannot convert the segwit address {from} to a cash address"
+            )),
+        },
         other => Err(format!(
             "Error on parse UTXO address format: unknown format '{other}', expected standard, segwit or cashaddress"
         )),

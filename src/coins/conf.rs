@@ -14,6 +14,8 @@ pub enum AddressFormat {
     Standard,
     /// Bech32 P2WPKH.
     Segwit,
+    /// CashAddr (BCH family) with the entry's `address_format.network` prefix.
+    CashAddress,
 }
 
 /// What kdfd needs of a coin entry.
@@ -33,6 +35,9 @@ pub struct CoinConf {
     pub bech32_hrp: Option<String>,
     /// Address format the coin entry asks for.
     pub address_format: AddressFormat,
+    /// The CashAddr prefix (`address_format.network`: `bitcoincash`, `ecash`, ...), when the
+    /// entry's format is `cashaddress`.
+    pub cashaddr_prefix: Option<String>,
     /// `mm2` is present (any value), so the coin may be activated without `mm2` in the request.
     pub mm2: bool,
     /// Default for the response and the request's override.
@@ -141,9 +146,9 @@ pub fn parse_address_format(v: Option<&Value>) -> Result<Option<AddressFormat>, 
     match v.get("format").and_then(Value::as_str) {
         Some("standard") => Ok(Some(AddressFormat::Standard)),
         Some("segwit") => Ok(Some(AddressFormat::Segwit)),
-        Some("cashaddress") => Err("address format 'cashaddress' is not supported by kdfd".into()),
+        Some("cashaddress") => Ok(Some(AddressFormat::CashAddress)),
         _ => Err(format!(
-            "address_format must be {{\"format\":\"standard\"|\"segwit\"}}, got {v}"
+            "address_format must be {{\"format\":\"standard\"|\"segwit\"|\"cashaddress\"}}, got {v}"
         )),
     }
 }
@@ -217,6 +222,37 @@ impl CoinConf {
         crypto::base58check(&payload, self.checksum)
     }
 
+    /// A P2PKH (or, with `p2sh`, P2SH) hash160 as the entry's format shows it in answers
+    /// (history): a cash address for cashaddress coins, base58check otherwise.
+    pub fn shown_address(&self, h160: &[u8; 20], p2sh: bool) -> String {
+        match (self.address_format, p2sh) {
+            (AddressFormat::CashAddress, _) => match self.cash_address(h160, p2sh) {
+                Ok(a) => a,
+                Err(_) if p2sh => self.p2sh_address(h160),
+                Err(_) => self.p2pkh_address(h160),
+            },
+            (_, true) => self.p2sh_address(h160),
+            (_, false) => self.p2pkh_address(h160),
+        }
+    }
+
+    /// The CashAddr of a P2PKH (or, with `p2sh`, a P2SH) hash160 under the entry's prefix.
+    pub fn cash_address(&self, h160: &[u8; 20], p2sh: bool) -> Result<String, String> {
+        use cashaddr::CashEnc;
+        let Some(prefix) = self.cashaddr_prefix.as_deref() else {
+            return Err(format!(
+                "coin {} has no cashaddress network (address_format.network) in config",
+                self.ticker
+            ));
+        };
+        let encoded = if p2sh {
+            h160.encode_p2sh(prefix)
+        } else {
+            h160.encode_p2pkh(prefix)
+        };
+        encoded.map_err(|e| format!("cannot encode a cash address: {e}"))
+    }
+
     /// The entry's `derivation_path`, parsed; HD activation needs it.
     pub fn coin_path(&self) -> Result<CoinPath, HdError> {
         CoinPath::parse(
@@ -233,6 +269,7 @@ impl CoinConf {
         let h160 = hash160::Hash::hash(pubkey).to_byte_array();
         match self.address_format {
             AddressFormat::Standard => Ok(self.p2pkh_address(&h160)),
+            AddressFormat::CashAddress => self.cash_address(&h160, false),
             AddressFormat::Segwit => match &self.bech32_hrp {
                 Some(hrp) => crypto::segwit_address(hrp, &h160),
                 None => Err(format!(
@@ -291,6 +328,20 @@ impl CoinConf {
         let address_format = parse_address_format(entry.get("address_format"))
             .map_err(|e| format!("field 'address_format': {e}"))?
             .unwrap_or(AddressFormat::Standard);
+        let cashaddr_prefix = match entry["address_format"].get("network") {
+            _ if address_format != AddressFormat::CashAddress => None,
+            Some(Value::String(n))
+                if !n.is_empty()
+                    && n.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
+            {
+                Some(n.clone())
+            }
+            v => return Err(format!(
+                "field 'address_format': cashaddress needs a lowercase 'network' prefix, got {}",
+                v.unwrap_or(&Value::Null)
+            )),
+        };
         if address_format == AddressFormat::Segwit && (!segwit || bech32_hrp.is_none()) {
             return Err(
                 "field 'address_format' is segwit but 'segwit' or 'bech32_hrp' is missing".into(),
@@ -309,6 +360,7 @@ impl CoinConf {
             segwit,
             bech32_hrp,
             address_format,
+            cashaddr_prefix,
             mm2: entry.get("mm2").is_some_and(|v| !v.is_null()),
             required_confirmations: int(entry, "required_confirmations", 1, u32::MAX as u64)?,
             requires_notarization: boolean(entry, "requires_notarization", false)?,

@@ -37,16 +37,16 @@ pub fn script_address(conf: &CoinConf, script: &ScriptBuf) -> Option<String> {
     let b = script.as_bytes();
     if script.is_p2pkh() {
         let h: [u8; 20] = b[3..23].try_into().ok()?;
-        return Some(conf.p2pkh_address(&h));
+        return Some(conf.shown_address(&h, false));
     }
     if script.is_p2sh() {
         let h: [u8; 20] = b[2..22].try_into().ok()?;
-        return Some(conf.p2sh_address(&h));
+        return Some(conf.shown_address(&h, true));
     }
     if script.is_p2pk() {
         let key = script.p2pk_public_key()?;
         let h = bitcoin::hashes::hash160::Hash::hash(&key.to_bytes()).to_byte_array();
-        return Some(conf.p2pkh_address(&h));
+        return Some(conf.shown_address(&h, false));
     }
     if script.is_p2wpkh() || script.is_p2wsh() {
         let hrp = bitcoin::bech32::Hrp::parse(conf.bech32_hrp.as_deref()?).ok()?;

@@ -77,6 +77,13 @@ pub fn scripts_for_pubkey(
                 crypto::scripthash(&crypto::p2pk_script(pubkey)),
             ],
         )),
+        AddressFormat::CashAddress => Ok((
+            conf.cash_address(&h160, false)?,
+            vec![
+                crypto::scripthash(&crypto::p2pkh_script(&h160)),
+                crypto::scripthash(&crypto::p2pk_script(pubkey)),
+            ],
+        )),
         AddressFormat::Segwit => {
             let hrp = match (&conf.bech32_hrp, conf.segwit) {
                 (Some(hrp), true) => hrp,
