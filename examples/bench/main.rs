@@ -31,6 +31,7 @@ mod p14_reference;
 mod p14_sync_real;
 mod p3;
 mod p5;
+mod p5_real;
 mod p6;
 mod p8_hd;
 mod p9_withdraw;
@@ -44,6 +45,7 @@ use p13_events_real::p13;
 use p14_history::p14;
 use p3::{loadavg, p3, serve_bare};
 use p5::{p5_p4idle, p7};
+use p5_real::p5_real;
 use p6::p6;
 use p8_hd::p8;
 use p9_withdraw::p9;
@@ -274,6 +276,12 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         step("P5: spawn to first answer");
         let mut s = Section::default();
         p5_p4idle(&args, &bin, &mut s, &mut rss_idle).await?;
+        sections.push(s);
+    }
+    if args.wants("P5real") {
+        step("P5real: start-up on the public 782-entry coins file, kdfd and KDF");
+        let mut s = Section::default();
+        p5_real(&args, &bin, &mut s).await?;
         sections.push(s);
     }
     if args.wants("P4") {

@@ -337,10 +337,12 @@ impl CoinConf {
             {
                 Some(n.clone())
             }
-            v => return Err(format!(
+            v => {
+                return Err(format!(
                 "field 'address_format': cashaddress needs a lowercase 'network' prefix, got {}",
                 v.unwrap_or(&Value::Null)
-            )),
+            ))
+            }
         };
         if address_format == AddressFormat::Segwit && (!segwit || bech32_hrp.is_none()) {
             return Err(
