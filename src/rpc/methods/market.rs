@@ -69,7 +69,7 @@ fn is_uuid(s: &str) -> bool {
 
 /// The empty page for a request's paging options.
 fn empty_page(req: &Value) -> Result<Value, RpcError> {
-    let r: RecentSwapsReq = parse_ref(&req)?;
+    let r: RecentSwapsReq = parse_ref(req)?;
     if let Some(u) = r.from_uuid.as_deref().filter(|u| !is_uuid(u)) {
         return Err(RpcError::InvalidParams(format!(
             "UUID parsing failed: '{u}' is not a UUID"
