@@ -407,9 +407,11 @@ fn bad_configs_exit_nonzero_with_one_clear_line() {
             json!({"rpc_password": USERPASS, "coins": [], "passphrase": ""}),
             "Passphrase cannot be an empty string",
         ),
+        // A bad coin entry no longer stops start-up (it is refused at activation:
+        // tests/real_coins.rs); a coins list of the wrong shape still does.
         (
-            json!({"rpc_password": USERPASS, "coins": [{"coin": "X", "protocol": {"type": "UTXO"}, "decimals": "x"}]}),
-            "coin 'X': field 'decimals'",
+            json!({"rpc_password": USERPASS, "coins": 5}),
+            "coins: not an array of coin entries or an object of them keyed by ticker",
         ),
         (
             json!({"rpc_password": USERPASS}),
