@@ -27,6 +27,12 @@ pub enum StartError {
     /// The wallet's database cannot be opened.
     #[error("database: {0}")]
     Store(crate::store::StoreError),
+    /// dbdir cannot be created or made owner-only.
+    #[error("dbdir '{0}': {1}")]
+    Dbdir(std::path::PathBuf, std::io::Error),
+    /// Another daemon serves this dbdir.
+    #[error("{0}")]
+    Locked(crate::private_fs::LockError),
 }
 
 /// Everything a request handler can reach.
@@ -60,6 +66,12 @@ pub struct Ctx {
     /// Transaction history syncs (coins activated with `tx_history: true`).
     pub history: crate::history::Manager,
     shutdown: watch::Sender<bool>,
+    /// Wallet-password checks (Argon2id) running and waiting.
+    pub key_stretch: KeyStretch,
+    /// Slots of `/event-stream` and `/ws` connections (`max_stream_connections`).
+    pub streams: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Held open for the daemon's life: the dbdir's exclusive lock.
+    _dbdir_lock: std::fs::File,
 }
 
 /// KDF's start-up wallet logic, then the keys of the mode asked for.
@@ -114,6 +126,36 @@ fn open_wallet(
     Ok((Some(keys), name))
 }
 
+/// Argon2id at 64 MiB a run: at most `argon2_concurrency` at once and `argon2_max_waiting` in
+/// line, so a batch or a flood of `get_mnemonic` calls cannot take gigabytes or queue forever.
+pub struct KeyStretch {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
+}
+
+impl KeyStretch {
+    /// A turn, to be moved into the blocking task (so a timed-out caller does not free it while
+    /// Argon2 still runs); `None` when the line is full.
+    pub async fn turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        use std::sync::atomic::Ordering;
+        if let Ok(p) = self.permits.clone().try_acquire_owned() {
+            return Some(p);
+        }
+        struct InLine<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for InLine<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let _in_line = InLine(&self.waiting);
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            return None;
+        }
+        self.permits.clone().acquire_owned().await.ok()
+    }
+}
+
 impl Ctx {
     /// `new` on a blocking thread, so Argon2id and SQLite never hold up an async worker.
     pub async fn open(config: Config) -> Result<Ctx, StartError> {
@@ -126,7 +168,11 @@ impl Ctx {
     /// blocks (Argon2id, SQLite): call it off the async workers (`Ctx::open`).
     pub fn new(config: Config) -> Result<Ctx, StartError> {
         let registry = Registry::load(&config.coins);
-        let wallets = WalletDir::new(crate::wallet::db_root(config.dbdir.as_deref()));
+        let root = crate::wallet::db_root(config.dbdir.as_deref());
+        crate::private_fs::secure_root(&root).map_err(|e| StartError::Dbdir(root.clone(), e))?;
+        // First, before any wallet file or database is touched.
+        let dbdir_lock = crate::private_fs::lock_root(&root).map_err(StartError::Locked)?;
+        let wallets = WalletDir::new(root);
         let (keys, wallet_name) = open_wallet(&config, &wallets)?;
         let store = match &keys {
             Some(k) => {
@@ -144,6 +190,14 @@ impl Ctx {
                 budget: config.limits.electrum_budget,
             },
         ));
+        let key_stretch = KeyStretch {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                config.limits.argon2_concurrency,
+            )),
+            waiting: Default::default(),
+            max_waiting: config.limits.argon2_max_waiting,
+        };
+        let streams = std::sync::Arc::new(tokio::sync::Semaphore::new(config.limits.streams()));
         Ok(Ctx {
             history: crate::history::Manager::new(store.clone()),
             auth: crate::guard::Guard::new(config.auth.clone()),
@@ -160,6 +214,9 @@ impl Ctx {
             electrum,
             client_name,
             shutdown: watch::channel(false).0,
+            _dbdir_lock: dbdir_lock,
+            key_stretch,
+            streams,
         })
     }
 

@@ -10,6 +10,7 @@
 //! - `client`: a minimal HTTP/1 client for tests, benchmarks and the load generator.
 //! - `wallet`: KDF wallet files (`<db_root>/<name>.json`) and the start-up wallet logic.
 //! - `store`: the per-wallet SQLite database (HD accounts), on its own thread.
+//! - `private_fs`: owner-only directories and files in dbdir (0700/0600 whatever the umask).
 //! - `events`: KDF's event streaming (SSE clients, streamers); the endpoint is `rpc::sse`.
 
 pub mod client;
@@ -22,6 +23,7 @@ pub mod events;
 pub mod evm;
 pub mod guard;
 pub mod history;
+pub mod private_fs;
 pub mod rpc;
 pub mod store;
 pub mod tasks;

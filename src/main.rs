@@ -42,9 +42,29 @@ enum LogFormat {
     Json,
 }
 
+/// Targets never logged, whatever RUST_LOG says: their debug and trace lines carry request and
+/// WebSocket payloads (userpasses, wallet passwords, mnemonics) or TLS internals.
+const SILENCED: &[&str] = &[
+    "tungstenite",
+    "tokio_tungstenite",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+    "tokio_rustls",
+    "want",
+    "mio",
+];
+
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for target in SILENCED {
+        // A directive for the same target replaces RUST_LOG's (`hyper=trace` included).
+        if let Ok(d) = format!("{target}=off").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -32,7 +32,7 @@ async fn disabled_stream_is_500_text() {
     // Any method reaches the endpoint.
     let mut sock = TcpStream::connect(k.addr).await.unwrap();
     sock.write_all(
-        b"POST /event-stream HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        b"POST /event-stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     )
     .await
     .unwrap();

@@ -54,6 +54,8 @@ fn conf() -> Value {
     c["max_body_bytes"] = json!(CAP);
     // Junk carries many wrong userpasses; each would cost 250 ms (served one at a time per IP).
     c["auth_fail_delay_ms"] = json!(0);
+    // Properties of answers, not of lock-outs: junk from loopback must not lock the campaign out.
+    c["auth_lockout_exempt_loopback"] = json!(true);
     c
 }
 
@@ -878,8 +880,11 @@ fn long_campaign() {
         .enable_all()
         .build()
         .expect("runtime");
-    let config = kdfd::config::Config::from_json(&kdfd::config::Sources::default(), &conf())
-        .expect("config");
+    let db = tempfile::tempdir().expect("dbdir");
+    let mut c = conf();
+    c["dbdir"] = json!(db.path());
+    let config =
+        kdfd::config::Config::from_json(&kdfd::config::Sources::default(), &c).expect("config");
     let ctx = Arc::new(kdfd::ctx::Ctx::new(config).expect("ctx"));
     let listener = server_rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

@@ -45,6 +45,32 @@ pub struct Limits {
     /// `ws_max_message_bytes`: largest WebSocket message (and frame) read; past it the socket is
     /// closed with 1009.
     pub ws_max_message_bytes: usize,
+    /// `max_connections_per_ip`: most connections one client address (IPv6: one /64) holds;
+    /// default three quarters of `max_connections`, so one client never takes every slot.
+    pub max_connections_per_ip: Option<usize>,
+    /// `max_stream_connections`: most `/event-stream` and `/ws` connections at once (they count
+    /// toward `max_connections` too); default a quarter of it, leaving the rest to RPC.
+    pub max_stream_connections: Option<usize>,
+    /// `argon2_concurrency`: wallet-password checks (Argon2id, 64 MiB each) running at once.
+    pub argon2_concurrency: usize,
+    /// `argon2_max_waiting`: checks waiting for a turn; past it an item answers an error at once.
+    pub argon2_max_waiting: usize,
+}
+
+impl Limits {
+    /// `max_connections_per_ip` as configured, or its default.
+    pub fn per_ip(&self) -> usize {
+        self.max_connections_per_ip
+            .unwrap_or_else(|| self.max_connections.saturating_mul(3).div_ceil(4))
+            .max(1)
+    }
+
+    /// `max_stream_connections` as configured, or its default.
+    pub fn streams(&self) -> usize {
+        self.max_stream_connections
+            .unwrap_or(self.max_connections / 4)
+            .max(1)
+    }
 }
 
 impl Default for Limits {
@@ -69,6 +95,10 @@ impl Default for Limits {
             // The seeds' providers answer WebSocket batches of at most 20 items.
             ws_max_batch_items: 20,
             ws_max_message_bytes: 1024 * 1024,
+            max_connections_per_ip: None,
+            max_stream_connections: None,
+            argon2_concurrency: 2,
+            argon2_max_waiting: 16,
         }
     }
 }
@@ -78,6 +108,8 @@ impl Default for Limits {
 pub struct AuthLimits {
     /// Failed attempts within `window` that trigger a lock-out.
     pub threshold: u32,
+    /// The same for loopback clients (higher: every local app shares 127.0.0.1).
+    pub loopback_threshold: u32,
     /// Window over which failures are counted.
     pub window: Duration,
     /// First lock-out; doubles with each repeat offence.
@@ -88,7 +120,7 @@ pub struct AuthLimits {
     pub decay: Duration,
     /// Delay of every failed check, served one at a time per client IP.
     pub delay: Duration,
-    /// Loopback clients are never locked out (they still get the delay).
+    /// Loopback clients are never locked out (they still get the delay); off by default.
     pub exempt_loopback: bool,
 }
 
@@ -96,12 +128,13 @@ impl Default for AuthLimits {
     fn default() -> Self {
         AuthLimits {
             threshold: 10,
+            loopback_threshold: 100,
             window: Duration::from_secs(60),
             lockout: Duration::from_secs(30),
             max_lockout: Duration::from_secs(3600),
             decay: Duration::from_secs(600),
             delay: Duration::from_millis(250),
-            exempt_loopback: true,
+            exempt_loopback: false,
         }
     }
 }
@@ -162,6 +195,18 @@ pub(super) fn parse_limits(conf: &Value) -> Result<Limits, ConfigError> {
     }
     if let Some(v) = positive("max_connections")? {
         l.max_connections = v as usize;
+    }
+    if let Some(v) = positive("max_connections_per_ip")? {
+        l.max_connections_per_ip = Some(v as usize);
+    }
+    if let Some(v) = positive("max_stream_connections")? {
+        l.max_stream_connections = Some(v as usize);
+    }
+    if let Some(v) = positive("argon2_concurrency")? {
+        l.argon2_concurrency = (v as usize).min(64);
+    }
+    if let Some(v) = opt_u64(conf, "argon2_max_waiting")? {
+        l.argon2_max_waiting = v as usize;
     }
     if let Some(v) = positive("item_timeout_sec")? {
         l.item_timeout = Duration::from_secs(v);
@@ -227,6 +272,9 @@ pub(super) fn parse_auth(conf: &Value) -> Result<AuthLimits, ConfigError> {
     if let Some(v) = opt_u64(conf, "auth_fail_threshold")? {
         a.threshold = u32::try_from(v.max(1)).unwrap_or(u32::MAX);
     }
+    if let Some(v) = opt_u64(conf, "auth_fail_threshold_loopback")? {
+        a.loopback_threshold = u32::try_from(v.max(1)).unwrap_or(u32::MAX);
+    }
     let secs = |key: &str, target: &mut Duration| -> Result<(), ConfigError> {
         if let Some(v) = opt_u64(conf, key)? {
             *target = Duration::from_secs(v);
@@ -240,6 +288,6 @@ pub(super) fn parse_auth(conf: &Value) -> Result<AuthLimits, ConfigError> {
     if let Some(v) = opt_u64(conf, "auth_fail_delay_ms")? {
         a.delay = Duration::from_millis(v);
     }
-    a.exempt_loopback = opt_bool(conf, "auth_lockout_exempt_loopback", true)?;
+    a.exempt_loopback = opt_bool(conf, "auth_lockout_exempt_loopback", false)?;
     Ok(a)
 }

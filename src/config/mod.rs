@@ -52,6 +52,24 @@ pub enum ConfigError {
     WeakPassword(&'static str),
 }
 
+/// A secret config value (`rpc_password`): reads as `&str`, never shows in `Debug`, so a
+/// `?config` in a log line cannot leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// The daemon's whole configuration, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -61,19 +79,26 @@ pub struct Config {
     pub netid: u16,
     /// The wallet to open (passphrase, wallet file, HD mode); all empty is KDF's no-login mode.
     pub wallet: WalletConf,
-    /// `event_streaming_configuration.access_control_allow_origin`; `None`: the event stream is
-    /// disabled (KDF answers `/event-stream` with a 500 then).
+    /// `event_streaming_configuration` is present: `/event-stream` is served (KDF answers it
+    /// with a 500 otherwise).
+    pub event_stream_enabled: bool,
+    /// `event_streaming_configuration.access_control_allow_origin`, the one origin (or `*`) a
+    /// cross-origin page may read the stream from; `None`: no cross-origin access (KDF: `*`).
     pub event_stream_origin: Option<String>,
     /// The userpass every non-public request must carry.
-    pub rpc_password: Option<String>,
+    pub rpc_password: Option<Secret>,
     /// Address to listen on.
     pub rpcip: IpAddr,
     /// Port to listen on; 0 picks a free one.
     pub rpcport: u16,
     /// Refuse non-public methods from non-loopback clients.
     pub rpc_local_only: bool,
-    /// `Access-Control-Allow-Origin` value.
+    /// `Access-Control-Allow-Origin` value, and the one origin (or `*`) a cross-origin request
+    /// to `/` or `/ws` may come from.
     pub rpccors: String,
+    /// `rpc_allowed_hosts`: `Host` names accepted besides loopback and `rpcip` (lower-case, no
+    /// port; `*` accepts any), as geth's `--http.vhosts`.
+    pub rpc_allowed_hosts: Vec<String>,
     /// `dbdir`: where wallet files and the database live (see `wallet::db_root` for the default).
     pub dbdir: Option<PathBuf>,
     /// The raw coins list (entries validated by the coin registry).
@@ -103,6 +128,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "rpcport",
     "rpc_local_only",
     "rpccors",
+    "rpc_allowed_hosts",
     "dbdir",
     "coins",
     "enable_hd",
@@ -122,12 +148,17 @@ pub const KNOWN_KEYS: &[&str] = &[
     "max_response_bytes",
     "batch_method_caps",
     "max_connections",
+    "max_connections_per_ip",
+    "max_stream_connections",
+    "argon2_concurrency",
+    "argon2_max_waiting",
     "item_timeout_sec",
     "electrum_timeout_sec",
     "header_timeout_sec",
     "body_timeout_sec",
     "drain_timeout_sec",
     "auth_fail_threshold",
+    "auth_fail_threshold_loopback",
     "auth_fail_window_sec",
     "auth_lockout_sec",
     "auth_lockout_max_sec",
@@ -187,7 +218,7 @@ impl Config {
                     "rpc_password must not be empty".to_string(),
                 ))
             }
-            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::String(s)) => Some(Secret(s.clone())),
             Some(_) => {
                 return Err(ConfigError::Invalid(
                     "rpc_password must be string".to_string(),
@@ -222,21 +253,22 @@ impl Config {
                 .unwrap_or_else(|| "UNKNOWN".to_string()),
             netid,
             wallet,
-            event_stream_origin: match conf.get("event_streaming_configuration") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(
-                    v.get("access_control_allow_origin")
-                        .and_then(Value::as_str)
-                        .unwrap_or("*")
-                        .to_string(),
-                ),
-            },
+            event_stream_enabled: !matches!(
+                conf.get("event_streaming_configuration"),
+                None | Some(Value::Null)
+            ),
+            event_stream_origin: conf
+                .get("event_streaming_configuration")
+                .and_then(|v| v.get("access_control_allow_origin"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
             rpc_password,
             rpcip,
             rpcport: parse_port(conf)?,
             rpc_local_only: opt_bool(conf, "rpc_local_only", true)?,
             rpccors: opt_string(conf, "rpccors", "rpccors must be a string")?
                 .unwrap_or_else(|| "http://localhost:3000".to_string()),
+            rpc_allowed_hosts: allowed_hosts(conf)?,
             dbdir: opt_string(conf, "dbdir", "dbdir must be a string")?.map(PathBuf::from),
             coins,
             coins_source,
@@ -250,6 +282,34 @@ impl Config {
             auth: parse_auth(conf)?,
             balance_cache: opt_bool(conf, "balance_cache", true)?,
         })
+    }
+}
+
+/// `rpc_allowed_hosts`: an array of host names (a port or trailing dot is dropped).
+fn allowed_hosts(conf: &Value) -> Result<Vec<String>, ConfigError> {
+    let bad =
+        || ConfigError::Invalid("rpc_allowed_hosts must be an array of host names".to_string());
+    match conf.get("rpc_allowed_hosts") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                let s = v.as_str().ok_or_else(bad)?.trim().to_ascii_lowercase();
+                let s = match s.rsplit_once(':') {
+                    Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => {
+                        h.to_string()
+                    }
+                    _ => s,
+                };
+                let s = s.trim_start_matches('[').trim_end_matches(']');
+                let s = s.strip_suffix('.').unwrap_or(s);
+                if s.is_empty() {
+                    return Err(bad());
+                }
+                Ok(s.to_string())
+            })
+            .collect(),
+        Some(_) => Err(bad()),
     }
 }
 

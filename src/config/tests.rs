@@ -46,7 +46,12 @@ fn weak_password_allowed_when_asked() {
     let c = json!({"rpc_password": "weak", "coins": []});
     assert!(load(c).is_err());
     let c = json!({"rpc_password": "weak", "allow_weak_password": true, "coins": []});
-    assert_eq!(load(c).unwrap().rpc_password.as_deref(), Some("weak"));
+    let conf = load(c).unwrap();
+    assert_eq!(conf.rpc_password.as_deref(), Some("weak"));
+    assert!(
+        !format!("{conf:?}").contains("weak"),
+        "Debug redacts rpc_password"
+    );
     let c = json!({"rpc_password": "", "coins": []});
     assert_eq!(
         load(c).unwrap_err().to_string(),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 pub struct Caller {
     /// The TCP peer address.
     pub ip: IpAddr,
-    /// Shared by the items of one HTTP request, so a batch counts as one attempt.
+    /// Shared by the items of one HTTP request (or WebSocket message): what its values counted.
     pub attempt: Arc<crate::guard::Attempt>,
     /// The password of an `Authorization` header (JSON-RPC 2.0 items only).
     pub header_userpass: Option<Arc<str>>,
@@ -51,6 +51,11 @@ pub(super) fn same_secret(given: &str, expected: &str) -> bool {
 }
 
 /// Checks one item's `userpass` against `rpc_password`, applying the lock-out and the delay.
+///
+/// The first value a request shows behaves as one attempt, however many items repeat it. Every
+/// other distinct value is a guess of its own, counted (and delayed, one at a time) before it is
+/// answered whether it is right or not, so the lock-out a batch of guesses earns does not depend
+/// on whether one of them was right, and once it is locked out no slot tells which one was.
 pub async fn check(ctx: &Ctx, caller: &Caller, userpass: Option<&Value>) -> Result<(), RpcError> {
     let guard = &ctx.auth;
     if let Some(secs) = guard.locked(caller.ip) {
@@ -60,6 +65,16 @@ pub async fn check(ctx: &Ctx, caller: &Caller, userpass: Option<&Value>) -> Resu
         Some(Value::String(s)) => Some(s.as_str()),
         _ => None,
     };
+    let wrong = || match given {
+        None => RpcError::UserpassNotSet,
+        Some(_) => RpcError::UserpassInvalid,
+    };
+    let first = caller.attempt.first.get_or_init(|| given.map(Box::from));
+    if first.as_deref() != given {
+        return check_other(ctx, caller, given)
+            .await
+            .map_err(|e| e.unwrap_or_else(wrong));
+    }
     // Comparing with a string this same request already proved right leaks nothing.
     if let (Some(g), Some(known)) = (given, caller.attempt.passed.get()) {
         if g == &**known {
@@ -74,7 +89,7 @@ pub async fn check(ctx: &Ctx, caller: &Caller, userpass: Option<&Value>) -> Resu
         }
         return Ok(());
     }
-    // A batch is one attempt, however many of its items fail; the delay applies to each item,
+    // The first value, repeated by many items, is one attempt: the delay applies to each item,
     // but they wait concurrently (one request: one delay).
     let first = !caller.attempt.failed.swap(true, Ordering::AcqRel);
     if first {
@@ -84,9 +99,35 @@ pub async fn check(ctx: &Ctx, caller: &Caller, userpass: Option<&Value>) -> Resu
     } else {
         tokio::time::sleep(guard.limits.delay).await;
     }
-    match given {
-        None => Err(RpcError::UserpassNotSet),
-        Some(_) => Err(RpcError::UserpassInvalid),
+    Err(wrong())
+}
+
+/// A value other than the request's first: counted as a failure (right or wrong) the first time
+/// this request shows it, then answered only if that left the caller unlocked. `Err(None)`: wrong.
+async fn check_other(
+    ctx: &Ctx,
+    caller: &Caller,
+    given: Option<&str>,
+) -> Result<(), Option<RpcError>> {
+    let guard = &ctx.auth;
+    let digest = sha256::Hash::hash(given.map_or(&[0xff][..], str::as_bytes)).to_byte_array();
+    let mut seen = caller.attempt.others.lock().await;
+    // Locked out while this item waited its turn: refused without another count.
+    if let Some(secs) = guard.locked(caller.ip) {
+        return Err(Some(RpcError::LockedOut(secs)));
+    }
+    if seen.insert(digest) {
+        let delay_lock = guard.failed(caller.ip);
+        let _serial = delay_lock.lock().await;
+        tokio::time::sleep(guard.limits.delay).await;
+    }
+    drop(seen);
+    if let Some(secs) = guard.locked(caller.ip) {
+        return Err(Some(RpcError::LockedOut(secs)));
+    }
+    match (given, ctx.config.rpc_password.as_deref()) {
+        (Some(g), Some(e)) if same_secret(g, e) => Ok(()),
+        _ => Err(None),
     }
 }
 

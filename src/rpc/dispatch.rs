@@ -98,8 +98,10 @@ mod tests {
     use hyper::StatusCode;
 
     fn ctx(extra: Value) -> Arc<Ctx> {
-        let mut conf =
-            json!({"rpc_password": "Rpc!Secret42x", "coins": [], "auth_fail_delay_ms": 0});
+        // Each context locks its own dbdir (one daemon per dbdir); the directory outlives the test.
+        let db = Box::leak(Box::new(tempfile::tempdir().expect("dbdir")));
+        let mut conf = json!({"rpc_password": "Rpc!Secret42x", "coins": [], "auth_fail_delay_ms": 0,
+            "dbdir": db.path()});
         if let (Some(c), Value::Object(e)) = (conf.as_object_mut(), extra) {
             c.extend(e);
         }

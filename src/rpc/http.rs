@@ -148,13 +148,27 @@ fn header_userpass(req: &Request<Incoming>) -> Option<String> {
 
 /// Handles one HTTP request; never fails (every problem is a JSON error response).
 pub async fn handle(ctx: Arc<Ctx>, ip: IpAddr, req: Request<Incoming>) -> HttpResponse {
+    use super::door::{self, Route};
     // KDF routes the event stream by path, before anything else, whatever the HTTP method.
-    if req.uri().path() == super::sse::PATH {
-        return super::sse::handle(&ctx, &req, header_userpass(&req));
+    let route = match req.uri().path() {
+        super::sse::PATH => Route::Events,
+        super::ws::PATH if req.method() == Method::GET => Route::Ws,
+        _ => Route::Rpc,
+    };
+    // One front door for every route: Host (DNS rebinding), then Origin (cross-origin pages).
+    if let Err(refused) = door::admit(&ctx, route, req.headers()) {
+        return *refused;
     }
-    if req.uri().path() == super::ws::PATH && req.method() == Method::GET {
-        let userpass = header_userpass(&req);
-        return super::ws::handle(ctx, ip, req, userpass).await;
+    match route {
+        Route::Events => {
+            let userpass = header_userpass(&req);
+            return super::sse::handle(&ctx, ip, req, userpass).await;
+        }
+        Route::Ws => {
+            let userpass = header_userpass(&req);
+            return super::ws::handle(ctx, ip, req, userpass).await;
+        }
+        Route::Rpc => {}
     }
     let caller = Caller::new(ip, header_userpass(&req));
     if req.method() == Method::OPTIONS {

@@ -2,6 +2,7 @@
 //! module knows HTTP and KDF's wire shapes.
 //!
 //! - `server`: accept loop, connection limit, graceful shutdown.
+//! - `door`: the admission every route shares: `Host` (DNS rebinding) and `Origin` checks.
 //! - `http`: one HTTP request → body checks → single item or batch.
 //! - `batch`: concurrent items, answers in request order, dependency-safe, per-method caps.
 //! - `atomic`: `{"batch", "atomicBatch"}` envelopes: all-or-nothing item sets with rollback.
@@ -21,6 +22,7 @@ mod auth;
 mod batch;
 mod call;
 mod dispatch;
+mod door;
 pub mod error;
 mod http;
 mod jsonrpc;

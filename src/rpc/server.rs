@@ -1,4 +1,4 @@
-//! The accept loop: a connection limit (503 past it), header timeouts, one task per connection
+//! The accept loop: a connection limit and a per-address one (503 past them), header timeouts, one task per connection
 //! (a panicking request answers 500 on it), and a graceful shutdown that answers what is in flight.
 //! Connections allow upgrades (`/ws`); a WebSocket keeps its connection slot until it closes.
 
@@ -10,10 +10,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 /// Serves RPC on `listener` until `shutdown` resolves or a `stop` request arrives, then lets
 /// in-flight requests finish (up to the drain timeout) and returns.
@@ -25,6 +26,7 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
     let draining = watch::channel(false).0;
     let (drained, mut all_drained) = mpsc::channel::<()>(1);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_ip: PerIp = Arc::default();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -61,18 +63,21 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
         let io = TokioIo::new(stream);
         let ip = peer.ip();
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            let ctx = ctx.clone();
-            let svc = service_fn(move |_req| {
-                let r = http::json_response(
-                    &ctx,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &json!({"error": "Too many connections; retry shortly"}),
-                );
-                async move { Ok::<_, Infallible>(r) }
-            });
-            let conn = builder.clone().keep_alive(false).serve_connection(io, svc);
-            tokio::spawn(conn);
+            refuse(&builder, io, &ctx, "Too many connections; retry shortly");
             continue;
+        };
+        let Some(from_ip) = IpSlot::take(&per_ip, ip, limits.per_ip()) else {
+            refuse(
+                &builder,
+                io,
+                &ctx,
+                "Too many connections from this address (max_connections_per_ip); retry shortly",
+            );
+            continue;
+        };
+        let permit = ConnPermit {
+            _slot: permit,
+            _from_ip: from_ip,
         };
         let ctx = ctx.clone();
         // Shared with a WebSocket the connection upgrades to, which outlives the HTTP connection.
@@ -125,10 +130,70 @@ pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Out
     }
 }
 
+type PerIp = Arc<dashmap::DashMap<IpAddr, usize>>;
+
+/// One connection's share of `max_connections_per_ip` (IPv6: per /64, as the auth guard counts).
+struct IpSlot {
+    map: PerIp,
+    key: IpAddr,
+}
+
+impl IpSlot {
+    fn take(map: &PerIp, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        let key = crate::guard::key(ip);
+        let mut n = map.entry(key).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        drop(n);
+        Some(IpSlot {
+            map: map.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        // The entry goes with its last connection, so the map holds only connected clients.
+        self.map.remove_if_mut(&self.key, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
+    }
+}
+
+/// What a connection holds until it ends (or, upgraded, until its WebSocket closes).
+pub struct ConnPermit {
+    _slot: OwnedSemaphorePermit,
+    _from_ip: IpSlot,
+}
+
+/// Answers every request of a connection that got no slot with 503, then closes it.
+fn refuse(
+    builder: &hyper::server::conn::http1::Builder,
+    io: TokioIo<tokio::net::TcpStream>,
+    ctx: &Arc<Ctx>,
+    msg: &'static str,
+) {
+    let ctx = ctx.clone();
+    let svc = service_fn(move |_req| {
+        let r = http::json_response(
+            &ctx,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({ "error": msg }),
+        );
+        async move { Ok::<_, Infallible>(r) }
+    });
+    let conn = builder.clone().keep_alive(false).serve_connection(io, svc);
+    tokio::spawn(conn);
+}
+
 /// Runs the request, turning a panic into a 500 answer instead of a dead connection.
 async fn guarded(
     ctx: Arc<Ctx>,
-    ip: std::net::IpAddr,
+    ip: IpAddr,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> HttpResponse {
     use futures_util::FutureExt;

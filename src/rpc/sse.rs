@@ -11,6 +11,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// The path KDF routes to the event stream.
@@ -58,23 +59,47 @@ fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
     r
 }
 
-/// Answers one `/event-stream` request.
-pub fn handle(ctx: &Ctx, req: &Request<Incoming>, header_userpass: Option<String>) -> HttpResponse {
-    let Some(origin) = ctx.config.event_stream_origin.as_deref() else {
+/// Answers one `/event-stream` request (the front door has checked `Host` and `Origin`).
+pub async fn handle(
+    ctx: &Ctx,
+    ip: IpAddr,
+    req: Request<Incoming>,
+    header_userpass: Option<String>,
+) -> HttpResponse {
+    if !ctx.config.event_stream_enabled {
         return plain(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Event streaming is disabled",
         );
-    };
+    }
     let query = req.uri().query().unwrap_or("");
     if !ctx.config.rpcip.is_loopback() {
-        let given = param(query, "userpass").or(header_userpass);
-        let ok = matches!((given.as_deref(), ctx.config.rpc_password.as_deref()),
-            (Some(g), Some(e)) if super::auth::same_secret(g, e));
-        if !ok {
-            return plain(StatusCode::FORBIDDEN, "Userpass is invalid!");
+        // Through the brute-force guard, as every other userpass check.
+        let given = param(query, "userpass")
+            .or(header_userpass)
+            .map(serde_json::Value::String);
+        let caller = super::auth::Caller::new(ip, None);
+        if let Err(e) = super::auth::check(ctx, &caller, given.as_ref()).await {
+            let status = match e {
+                super::error::RpcError::LockedOut(_) => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::FORBIDDEN,
+            };
+            let mut r = plain(status, "Userpass is invalid!");
+            if let super::error::RpcError::LockedOut(secs) = e {
+                *r.body_mut() = http::full(Bytes::from(format!(
+                    "Too many failed attempts: locked out, retry in {secs} s"
+                )));
+            }
+            return r;
         }
     }
+    // Held by the body until the stream ends, so streams leave room for RPC connections.
+    let Ok(stream_slot) = ctx.streams.clone().try_acquire_owned() else {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many event streams and WebSockets open (max_stream_connections); retry shortly",
+        );
+    };
     // KDF: a missing or non-numeric id means client 0.
     let id = param(query, "id")
         .and_then(|v| v.parse::<u64>().ok())
@@ -88,15 +113,18 @@ pub fn handle(ctx: &Ctx, req: &Request<Incoming>, header_userpass: Option<String
         last_seen.is_some() || param(query, "event_ids").is_some_and(|v| v == "1" || v == "true");
     let conn = ctx.events.connect(id, last_seen);
     tracing::debug!(client = id, with_ids, "event stream opened");
-    let mut r = Response::new(body(conn, with_ids));
+    let mut r = Response::new(body(conn, with_ids, stream_slot));
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(o) = HeaderValue::from_str(origin) {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+    // No configured origin: no CORS header, so no other origin's page may read the stream.
+    if let Some(o) = ctx.config.event_stream_origin.as_deref() {
+        if let Ok(o) = HeaderValue::from_str(o) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        }
     }
     r
 }
@@ -104,12 +132,21 @@ pub fn handle(ctx: &Ctx, req: &Request<Incoming>, header_userpass: Option<String
 /// The stream body: `: ok`, then frames as they come, comments when idle; ends when the
 /// connection is taken over or the daemon shuts down. Dropping it (client gone) drops the
 /// `Connection`, which unsubscribes the client.
-fn body(conn: crate::events::Connection, with_ids: bool) -> HttpBody {
+fn body(
+    conn: crate::events::Connection,
+    with_ids: bool,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> HttpBody {
     struct State {
         conn: crate::events::Connection,
         hello: bool,
+        _slot: tokio::sync::OwnedSemaphorePermit,
     }
-    let state = State { conn, hello: true };
+    let state = State {
+        conn,
+        hello: true,
+        _slot: slot,
+    };
     let frames = futures_util::stream::unfold(state, move |mut s| async move {
         if s.hello {
             s.hello = false;

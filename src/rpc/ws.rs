@@ -26,7 +26,7 @@ use serde_json::json;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -48,7 +48,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Slot {
     /// The connection slot (shared with the HTTP connection).
-    pub permit: Arc<OwnedSemaphorePermit>,
+    pub permit: Arc<super::server::ConnPermit>,
     /// Becomes true when the server drains.
     pub draining: watch::Receiver<bool>,
     /// Held until the socket is closed; the drain waits for every holder.
@@ -66,19 +66,6 @@ fn header_has(req: &Request<Incoming>, name: header::HeaderName, token: &str) ->
         v.to_str()
             .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     })
-}
-
-/// A browser page may open a WebSocket to any origin, so the `Origin` it sends must be one the
-/// daemon allows (as CORS allows it for POST).
-fn origin_allowed(req: &Request<Incoming>, allowed: &str) -> bool {
-    match req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-    {
-        None => true,
-        Some(origin) => allowed == "*" || allowed == origin,
-    }
 }
 
 /// Answers a `GET /ws`: checks the handshake, answers 101 and serves the socket in its own task.
@@ -119,9 +106,6 @@ pub async fn handle(
         );
         return r;
     }
-    if !origin_allowed(&req, &ctx.config.rpccors) {
-        return error_json(&ctx, StatusCode::FORBIDDEN, "Origin is not allowed");
-    }
     let query = req.uri().query().unwrap_or("").to_string();
     let client_id = match super::sse::param(&query, "client_id") {
         None => None,
@@ -132,7 +116,7 @@ pub async fn handle(
     };
     if client_id.is_some() {
         // The same rules as `/event-stream`, with the brute-force guard on the userpass.
-        if ctx.config.event_stream_origin.is_none() {
+        if !ctx.config.event_stream_enabled {
             return error_json(
                 &ctx,
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -149,6 +133,15 @@ pub async fn handle(
             }
         }
     }
+    // A stream slot, kept until the socket closes, so sockets and event streams together leave
+    // room for RPC connections.
+    let Ok(stream_slot) = ctx.streams.clone().try_acquire_owned() else {
+        return error_json(
+            &ctx,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many event streams and WebSockets open (max_stream_connections); retry shortly",
+        );
+    };
     let slot = req.extensions_mut().remove::<Slot>();
     let upgrade = hyper::upgrade::on(&mut req);
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
@@ -182,7 +175,7 @@ pub async fn handle(
         serve(task_ctx, ip, header_userpass, socket, events, draining).await;
         tracing::debug!(%ip, "websocket closed");
         // Only now is the slot free and the drain no longer waiting for this socket.
-        drop((permit, drained));
+        drop((permit, drained, stream_slot));
     });
     let mut r = Response::new(http::full(Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -43,7 +43,9 @@ impl Store {
         self.call(move |c| Ok(read_accounts(c, &coin)?)).await
     }
 
-    /// Inserts or replaces one account (one transaction).
+    /// Inserts or updates one account (one transaction). For the same xpub the address counts
+    /// only grow, as in `set_address_count` (an activation's scan that started before a
+    /// `get_new_address` must not undo it); a new xpub replaces the row.
     pub async fn upsert_hd_account(
         &self,
         coin: &str,
@@ -57,9 +59,13 @@ impl Store {
                      external_addresses_number, internal_addresses_number)
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (coin, account_id) DO UPDATE SET
-                     account_xpub = excluded.account_xpub,
-                     external_addresses_number = excluded.external_addresses_number,
-                     internal_addresses_number = excluded.internal_addresses_number",
+                     external_addresses_number = CASE WHEN account_xpub = excluded.account_xpub
+                         THEN MAX(external_addresses_number, excluded.external_addresses_number)
+                         ELSE excluded.external_addresses_number END,
+                     internal_addresses_number = CASE WHEN account_xpub = excluded.account_xpub
+                         THEN MAX(internal_addresses_number, excluded.internal_addresses_number)
+                         ELSE excluded.internal_addresses_number END,
+                     account_xpub = excluded.account_xpub",
                 params![coin, row.account_id, row.xpub, row.external, row.internal],
             )?;
             tx.commit()?;
@@ -68,7 +74,9 @@ impl Store {
         .await
     }
 
-    /// Sets the known address count of one chain of an existing account (one transaction).
+    /// Raises the known address count of one chain of an existing account to `n` (one
+    /// transaction). Counts only grow (`MAX(old, new)`): a slower writer holding an older count
+    /// must not hide addresses the user was already shown.
     pub async fn set_address_count(
         &self,
         coin: &str,
@@ -80,9 +88,9 @@ impl Store {
         self.call(move |c| {
             // Column names cannot be bound; pick one of two fixed statements.
             let sql = if chain_internal {
-                "UPDATE hd_account SET internal_addresses_number = ?3 WHERE coin = ?1 AND account_id = ?2"
+                "UPDATE hd_account SET internal_addresses_number = MAX(internal_addresses_number, ?3) WHERE coin = ?1 AND account_id = ?2"
             } else {
-                "UPDATE hd_account SET external_addresses_number = ?3 WHERE coin = ?1 AND account_id = ?2"
+                "UPDATE hd_account SET external_addresses_number = MAX(external_addresses_number, ?3) WHERE coin = ?1 AND account_id = ?2"
             };
             let tx = c.transaction()?;
             let changed = tx.execute(sql, params![coin, account_id, n])?;

@@ -92,7 +92,7 @@ pub fn db_path(db_root: &Path, wallet_id_hex: &str) -> Result<PathBuf, StoreErro
         )));
     }
     let dir = db_root.join(wallet_id_hex);
-    std::fs::create_dir_all(&dir)
+    crate::private_fs::create_dir(&dir)
         .map_err(|e| StoreError::Io(format!("creating '{}': {e}", dir.display())))?;
     Ok(dir.join(DB_FILE))
 }
@@ -126,6 +126,14 @@ impl Store {
         path: &Path,
         migrations: &'static [&'static str],
     ) -> Result<Store, StoreError> {
+        // Owner-only before SQLite creates it; its -wal and -shm take the same mode.
+        let io = |e: std::io::Error| StoreError::Io(format!("'{}': {e}", path.display()));
+        crate::private_fs::private_file(path).map_err(io)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            crate::private_fs::tighten_file(Path::new(&side)).map_err(io)?;
+        }
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), StoreError>>();
         let p = path.to_path_buf();

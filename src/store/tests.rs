@@ -118,6 +118,10 @@ async fn hd_accounts_crud_and_reopen() {
     s.upsert_hd_account("RICK", &replaced).await.unwrap();
     let want = vec![row(0, 7, 2), replaced];
     assert_eq!(s.hd_accounts("RICK").await.unwrap(), want);
+    // Counts only grow: a lower count (a stale writer) changes nothing, for the same xpub.
+    s.set_address_count("RICK", 0, false, 3).await.unwrap();
+    s.upsert_hd_account("RICK", &row(0, 1, 1)).await.unwrap();
+    assert_eq!(s.hd_accounts("RICK").await.unwrap(), want);
     drop(s);
     let s = Store::open(&path).unwrap();
     assert_eq!(s.hd_accounts("RICK").await.unwrap(), want);

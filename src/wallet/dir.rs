@@ -6,6 +6,7 @@
 //! at any point leaves either the old file or the new one, never a half-written wallet.
 
 use super::{crypto, validate_name, EncryptedData, SecretString, WalletError};
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -20,18 +21,53 @@ fn storage(what: &str, path: &Path, e: io::Error) -> WalletError {
     WalletError::Storage(format!("{what} '{}': {e}", path.display()))
 }
 
+/// One lock per wallet name with a change in progress (see `WalletDir::serial`).
+type FileLocks =
+    std::sync::Arc<std::sync::Mutex<HashMap<String, std::sync::Arc<std::sync::Mutex<()>>>>>;
+
 /// The directory holding KDF wallet files.
 #[derive(Clone, Debug)]
 pub struct WalletDir {
     root: PathBuf,
+    /// Shared by clones: changes of one wallet file run one at a time.
+    pub(super) locks: FileLocks,
 }
 
 impl WalletDir {
     /// Opens `root` (not created until the first write) and removes stale temp files.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        let dir = WalletDir { root: root.into() };
+        let dir = WalletDir {
+            root: root.into(),
+            locks: FileLocks::default(),
+        };
         dir.remove_stale_temps();
         dir
+    }
+
+    /// Runs `f` while holding wallet `name`'s lock: a read-check-write (a password change, a
+    /// delete, a create) never interleaves with another on the same file, so the second
+    /// change sees the first one's result (last writer no longer wins). It blocks: callers are
+    /// on the blocking pool already (Argon2id runs inside).
+    fn serial<T>(&self, name: &str, f: impl FnOnce() -> T) -> T {
+        let key = name.trim().to_string();
+        let lock = {
+            let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(key.clone()).or_default().clone()
+        };
+        let out = {
+            let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+            f()
+        };
+        // Forget the entry with its last user, so names asked about once do not pile up.
+        let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        drop(lock);
+        if map
+            .get(&key)
+            .is_some_and(|l| std::sync::Arc::strong_count(l) == 1)
+        {
+            map.remove(&key);
+        }
+        out
     }
 
     pub fn root(&self) -> &Path {
@@ -104,7 +140,7 @@ impl WalletDir {
             ));
         }
         let data = crypto::encrypt(mnemonic, password)?;
-        self.save_new(name, &data)
+        self.serial(name, || self.save_new(name, &data))
     }
 
     /// Saves `data` as it is, as a new wallet (no overwrite).
@@ -125,27 +161,31 @@ impl WalletDir {
                 "`wallet_password` cannot be empty".into(),
             ));
         }
-        let mnemonic = self.load(name, current)?;
-        let data = crypto::encrypt(&mnemonic, new)?;
-        let path = self.path(name)?;
-        self.write_atomic(&path, &data, true)
-            .map_err(|e| storage("writing", &path, e))
+        self.serial(name, || {
+            let mnemonic = self.load(name, current)?;
+            let data = crypto::encrypt(&mnemonic, new)?;
+            let path = self.path(name)?;
+            self.write_atomic(&path, &data, true)
+                .map_err(|e| storage("writing", &path, e))
+        })
     }
 
     /// Deletes wallet `name` after checking `password`. Missing: `WalletNotFound`.
     pub fn delete(&self, name: &str, password: &str) -> Result<(), WalletError> {
-        let data = self
-            .try_read(name)?
-            .ok_or_else(|| WalletError::WalletNotFound(name.trim().into()))?;
-        crypto::decrypt(&data, password)?;
-        let path = self.path(name)?;
-        fs::remove_file(&path).map_err(|e| storage("deleting", &path, e))?;
-        sync_dir(&self.root).map_err(|e| storage("syncing", &self.root, e))
+        self.serial(name, || {
+            let data = self
+                .try_read(name)?
+                .ok_or_else(|| WalletError::WalletNotFound(name.trim().into()))?;
+            crypto::decrypt(&data, password)?;
+            let path = self.path(name)?;
+            fs::remove_file(&path).map_err(|e| storage("deleting", &path, e))?;
+            sync_dir(&self.root).map_err(|e| storage("syncing", &self.root, e))
+        })
     }
 
     fn write_atomic(&self, path: &Path, data: &EncryptedData, overwrite: bool) -> io::Result<()> {
         let json = serde_json::to_vec(data).map_err(io::Error::other)?;
-        fs::create_dir_all(&self.root)?;
+        crate::private_fs::create_dir(&self.root)?;
         let mut rnd = [0u8; 8];
         getrandom::getrandom(&mut rnd).map_err(io::Error::other)?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("w");
@@ -199,6 +239,12 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
         opts.mode(0o600);
     }
     let mut f = opts.open(path)?;
+    // The umask may have taken bits from the mode above; set it exactly.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(fs::Permissions::from_mode(crate::private_fs::FILE_MODE))?;
+    }
     f.write_all(bytes)?;
     f.sync_all()
 }

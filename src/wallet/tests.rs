@@ -286,3 +286,24 @@ fn dir_operations() {
     // Only the wallet files remain: no temp files left behind by the writes.
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn password_changes_of_one_file_are_serialised() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = WalletDir::new(tmp.path());
+    dir.create("w1", "pw1", MNEMONIC).unwrap();
+    // Two changes from the same current password at once: without the lock both read pw1 and
+    // both "succeed", and the file ends with whichever wrote last. With it, the second sees the
+    // first one's file and is refused.
+    let results: Vec<_> = std::thread::scope(|s| {
+        let a = s.spawn(|| dir.change_password("w1", "pw1", "pwA"));
+        let b = s.spawn(|| dir.change_password("w1", "pw1", "pwB"));
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 1, "{results:?}");
+    assert!(results.contains(&Err(WalletError::InvalidPassword)));
+    let winner = if results[0].is_ok() { "pwA" } else { "pwB" };
+    assert_eq!(dir.load("w1", winner).unwrap().expose(), MNEMONIC);
+    assert!(dir.locks.lock().unwrap().is_empty(), "no lock entry left");
+}

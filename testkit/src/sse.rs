@@ -22,7 +22,7 @@ impl Sse {
     /// Sends `GET target` with `extra` header lines (each ending in `\r\n`) and reads the head.
     pub async fn open(addr: SocketAddr, target: &str, extra: &str) -> Sse {
         let mut sock = TcpStream::connect(addr).await.unwrap();
-        let req = format!("GET {target} HTTP/1.1\r\nHost: test\r\n{extra}\r\n");
+        let req = format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n");
         sock.write_all(req.as_bytes()).await.unwrap();
         let mut raw = Vec::new();
         let end = loop {

@@ -156,7 +156,7 @@ static V2: &[Method] = &[
     method!("get_enabled_coins", private, ReadsAll,    None,      coins::get_enabled_coins_v2),
     // wallets and HD (lead)
     method!("get_wallet_names",  private, None,        None,      wallet::get_wallet_names),
-    method!("get_mnemonic",      private, None,        None,      wallet::get_mnemonic),
+    method!("get_mnemonic",      private, None,        Some(4),   wallet::get_mnemonic),
     method!("change_mnemonic_password", private, None, Some(1),   wallet::change_mnemonic_password),
     method!("delete_wallet",     private, None,        Some(1),   wallet::delete_wallet),
     method!("task::enable_utxo::init",        private, Activates, Some(500), activation::init),

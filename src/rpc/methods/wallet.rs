@@ -18,6 +18,25 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| kdf_errors::wallet(&e))
 }
 
+/// `blocking` for work that runs Argon2id: it waits for a key-stretching turn first (a full line
+/// answers an error at once) and holds the turn until the work is done, even if the item's
+/// time limit gives up on it first.
+async fn stretched<T: Send + 'static>(
+    ctx: &Ctx,
+    f: impl FnOnce() -> Result<T, crate::wallet::WalletError> + Send + 'static,
+) -> Result<T, RpcError> {
+    let Some(turn) = ctx.key_stretch.turn().await else {
+        return Err(kdf_errors::wallet_internal(
+            "Too many wallet password checks at once (argon2_max_waiting); retry shortly",
+        ));
+    };
+    blocking(move || {
+        let _turn = turn;
+        f()
+    })
+    .await
+}
+
 #[derive(Serialize)]
 struct WalletNames {
     wallet_names: Vec<String>,
@@ -54,7 +73,7 @@ pub async fn get_mnemonic(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcErro
     let dir = ctx.wallets.clone();
     let answer = match req {
         MnemonicFormat::Plaintext { password } => {
-            let mnemonic = blocking(move || dir.load(&name, &password)).await?;
+            let mnemonic = stretched(&ctx, move || dir.load(&name, &password)).await?;
             serde_json::json!({"format": "plaintext", "mnemonic": mnemonic.expose()})
         }
         MnemonicFormat::Encrypted => {
@@ -83,7 +102,10 @@ pub async fn change_mnemonic_password(ctx: Arc<Ctx>, params: Value) -> Result<Re
         })?;
     }
     let dir = ctx.wallets.clone();
-    blocking(move || dir.change_password(&name, &req.current_password, &req.new_password)).await?;
+    stretched(&ctx, move || {
+        dir.change_password(&name, &req.current_password, &req.new_password)
+    })
+    .await?;
     tracing::info!("wallet password changed");
     Ok(Reply::Json(Value::Null))
 }
@@ -103,7 +125,7 @@ pub async fn delete_wallet(ctx: Arc<Ctx>, params: Value) -> Result<Reply, RpcErr
         ));
     }
     let dir = ctx.wallets.clone();
-    blocking(move || dir.delete(&req.wallet_name, &req.password)).await?;
+    stretched(&ctx, move || dir.delete(&req.wallet_name, &req.password)).await?;
     tracing::info!("wallet deleted");
     Ok(Reply::Json(Value::Null))
 }
